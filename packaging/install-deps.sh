@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libfuse3-dev fuse3
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libsodium-dev
-  python3 iproute2 nftables procps psmisc
+  python3 python3-pytest iproute2 nftables procps psmisc
   dnsmasq-base
   clang-format clang-tidy
 )
