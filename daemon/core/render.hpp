@@ -1,0 +1,35 @@
+// Rendering of the dot-files: .status.json and .metrics. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "metrics.hpp"
+#include "registry.hpp"
+
+namespace regfs {
+
+struct MemberView {
+  std::string name;
+  std::string address;  // gossip address, "ip:port"
+  std::string state;    // alive, suspect, dead, left
+  std::uint64_t incarnation = 0;
+  std::uint64_t generation = 0;
+  bool self = false;
+};
+
+struct NodeView {
+  std::string name;
+  std::uint64_t generation = 0;
+  std::string advertise;
+  std::vector<MemberView> members;
+};
+
+// The document described in docs/INTERFACES.md, with a trailing newline.
+std::string render_status(const Registry& registry, const NodeView& node, Time now);
+
+// Prometheus text exposition. `extra` is appended verbatim (other layers' counters).
+std::string render_metrics(const Metrics& m, const Registry& registry, const std::string& extra);
+
+}  // namespace regfs
