@@ -1,0 +1,77 @@
+// What the filesystem asks of the daemon. The FUSE adapter knows paths,
+// inodes and kernel caches; the backend knows the registry and the checks.
+//
+// Every call happens on the daemon's single event-loop thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/time.hpp"
+
+namespace regfs::fs {
+
+// What a file under the mount shows.
+enum class FileKind {
+  one,      // /registry/<service>
+  all,      // /registry/.all/<service>
+  wait,     // /registry/.wait/<service>
+  status,   // /registry/.status.json
+  metrics,  // /registry/.metrics
+};
+
+// A decided answer to a read.
+struct Answer {
+  std::string content;
+  // How long the kernel may keep this answer without asking again. Zero for
+  // answers that must be decided anew on every open (rotation, dot-files).
+  Duration cache_for{0};
+};
+
+// Who is asking, from the FUSE request context.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  using AnswerFn = std::function<void(Result<Answer>)>;
+  // Decides what `kind` of `service` reads as now. Calls `done` exactly once,
+  // on the loop thread, possibly before returning; within the read deadline
+  // (the wait timeout for FileKind::wait). Errors: not_found, host_down, timed_out.
+  virtual void answer(FileKind kind, const std::string& service, AnswerFn done) = 0;
+
+  // Whether anything is registered under `service`.
+  virtual bool exists(std::string_view service) const = 0;
+
+  // Services with at least one instance, sorted.
+  virtual std::vector<std::string> list() const = 0;
+
+  // May `who` register and deregister?
+  virtual bool may_write(const Caller& who) const = 0;
+
+  // Registers the lines in `text` for this node, replacing or appending.
+  // Durable when it returns success; on error nothing changed.
+  virtual Status write(const std::string& service, std::string_view text, bool append) = 0;
+
+  // Removes this node's instances of `service` (not_found, not_owner).
+  virtual Status remove(const std::string& service) = 0;
+};
+
+// Told by the backend when what a service reads as may have changed, so the
+// filesystem can drop kernel caches of exactly that service.
+class ChangeSink {
+ public:
+  virtual ~ChangeSink() = default;
+  virtual void service_changed(const std::string& service) = 0;
+};
+
+}  // namespace regfs::fs

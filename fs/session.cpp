@@ -1,0 +1,110 @@
+#include "session.hpp"
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "operations.hpp"
+
+namespace regfs::fs {
+
+bool take_over_dead_mount(const std::string& mountpoint) {
+  struct stat st{};
+  if (stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    spdlog::warn("could not detach dead mount {}: {}", mountpoint, std::strerror(errno));
+    return false;
+  }
+  spdlog::info("took over {} from a daemon that died", mountpoint);
+  return true;
+}
+
+Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Filesystem& fs,
+                                                const std::string& mountpoint,
+                                                std::function<void()> on_exit) {
+  take_over_dead_mount(mountpoint);
+  if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error{Errc::io, "cannot create mountpoint " + mountpoint + ": " + std::strerror(errno)};
+  }
+
+  const char* argv[] = {"regfsd", "-o",
+                        "allow_other,default_permissions,fsname=regfs,subtype=regfs,noatime"};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  fuse_session* se = fuse_session_new(&args, &operations(), sizeof(fuse_lowlevel_ops), &fs);
+  if (se == nullptr) return Error{Errc::io, "cannot create the FUSE session"};
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(se);
+    return Error{Errc::io, "cannot mount " + mountpoint +
+                               " (is /dev/fuse there, and are we root?)"};
+  }
+  const int fd = fuse_session_fd(se);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return std::unique_ptr<Session>(new Session(io, fs, se, mountpoint, std::move(on_exit)));
+}
+
+Session::Session(boost::asio::io_context& io, Filesystem& fs, fuse_session* se,
+                 std::string mountpoint, std::function<void()> on_exit)
+    : fs_(fs),
+      se_(se),
+      mountpoint_(std::move(mountpoint)),
+      on_exit_(std::move(on_exit)),
+      fd_(io, fuse_session_fd(se)),
+      notifier_(std::make_unique<Notifier>(se)) {
+  fs_.set_notifier(notifier_.get());
+  wait_readable();
+}
+
+Session::~Session() {
+  unmount();
+  fs_.set_notifier(nullptr);
+  fd_.release();  // libfuse owns the descriptor
+  fuse_session_destroy(se_);
+  std::free(buf_mem_);
+}
+
+void Session::wait_readable() {
+  fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                 [this](const boost::system::error_code& ec) {
+                   if (ec || !mounted_) return;
+                   drain();
+                   if (mounted_) wait_readable();
+                 });
+}
+
+void Session::drain() {
+  // Bounded, so a flood of requests cannot starve timers and checks.
+  for (int i = 0; i < 64; ++i) {
+    fuse_buf buf{};
+    buf.mem = buf_mem_;
+    buf.size = buf_size_;
+    const int res = fuse_session_receive_buf(se_, &buf);
+    buf_mem_ = buf.mem;
+    buf_size_ = std::max(buf_size_, buf.size);
+    if (res == -EAGAIN || res == -EINTR) return;
+    if (res <= 0 || fuse_session_exited(se_) != 0) {
+      spdlog::warn("the kernel ended the FUSE session on {}", mountpoint_);
+      mounted_ = false;
+      if (on_exit_) on_exit_();
+      return;
+    }
+    fuse_session_process_buf(se_, &buf);
+  }
+}
+
+void Session::unmount() {
+  if (notifier_) notifier_->stop();
+  fs_.fail_pending();
+  if (!mounted_) return;
+  mounted_ = false;
+  fd_.cancel();
+  fuse_session_unmount(se_);
+  spdlog::info("unmounted {}", mountpoint_);
+}
+
+}  // namespace regfs::fs
