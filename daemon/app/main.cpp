@@ -1,0 +1,154 @@
+// regfsd: one daemon per task. Mounts the registry and serves it until
+// SIGTERM or SIGINT, then unmounts cleanly.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <grp.h>
+#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "advertise.hpp"
+#include "fs/filesystem.hpp"
+#include "fs/session.hpp"
+#include "net/health_checker.hpp"
+#include "node.hpp"
+#include "options.hpp"
+#include "state_store.hpp"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitStart = 1;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "regfs-node";
+  return buf;
+}
+
+int run(const regfs::Options& opt) {
+  using namespace regfs;
+  NodeConfig config;
+  config.name = opt.node_name.empty() ? host_name() : opt.node_name;
+  config.advertise = opt.advertise.empty() ? detect_advertise_address() : opt.advertise;
+  config.bind = opt.bind;
+  config.fresh = opt.fresh;
+  config.read_timeout = opt.read_timeout;
+  config.wait_timeout = opt.wait_timeout;
+  config.reap_after = opt.reap_after;
+  config.check_interval = opt.check_interval;
+
+  const auto colon = opt.bind.rfind(':');
+  const std::string bind_host = opt.bind.substr(0, colon == std::string::npos ? 0 : colon);
+  if (opt.key_file.empty() && !opt.insecure && !is_loopback_host(bind_host)) {
+    spdlog::error("refusing to listen on {} without a key: give --key-file or --insecure", opt.bind);
+    return kExitUsage;
+  }
+  if (!opt.writers.empty()) {
+    const group* g = getgrnam(opt.writers.c_str());
+    if (g == nullptr) {
+      spdlog::error("--writers: no group named '{}'", opt.writers);
+      return kExitUsage;
+    }
+    config.writers_gid = g->gr_gid;
+  }
+  if (!opt.join.empty() || !opt.key_file.empty()) {
+    spdlog::warn("this build serves a cluster of one: --join and --key-file are not used yet");
+  }
+  if (!opt.mirror.empty() || opt.no_mount) {
+    spdlog::error("--mirror is not available in this build");
+    return kExitUsage;
+  }
+
+  auto store = StateStore::open(opt.state_dir);
+  if (!store) {
+    spdlog::error("state directory: {}", store.error().detail);
+    return kExitStart;
+  }
+  auto generation = store->next_generation();
+  if (!generation) {
+    spdlog::error("state directory: {}", generation.error().detail);
+    return kExitStart;
+  }
+  config.generation = *generation;
+
+  boost::asio::io_context io(1);
+  net::HealthChecker checker(io);
+  Node node(io, checker, *store, config);
+  auto restored = node.start();
+  if (!restored) {
+    spdlog::error("state directory: {}", restored.error().detail);
+    return kExitStart;
+  }
+
+  fs::MountOptions mount_options;
+  mount_options.writers_gid = config.writers_gid;
+  mount_options.limits = config.limits;
+  mount_options.fresh = config.fresh;
+  mount_options.now = &steady_now;
+  fs::Filesystem filesystem(node, mount_options);
+  node.set_sink(&filesystem);
+
+  std::unique_ptr<fs::Session> session;
+  auto shutdown = [&](const char* why) {
+    spdlog::info("stopping: {}", why);
+    if (session) session->unmount();
+    node.stop();
+    checker.cancel_all();
+    io.stop();
+  };
+  auto mounted = fs::Session::mount(io, filesystem, opt.mount, [&] { shutdown("unmounted"); });
+  if (!mounted) {
+    spdlog::error("{}", mounted.error().detail);
+    return kExitStart;
+  }
+  session = std::move(*mounted);
+
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("node {} (generation {}) serving {} with {} restored service(s); advertise {}",
+               config.name, config.generation, opt.mount, *restored, config.advertise);
+  io.run();
+  session.reset();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("regfsd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto options = regfs::parse_options(args, [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+  });
+  if (!options) {
+    std::cerr << "regfsd: " << options.error().detail << "\n" << regfs::options_usage();
+    return kExitUsage;
+  }
+  if (options->help) {
+    std::cout << regfs::options_usage();
+    return 0;
+  }
+  if (options->version) {
+    std::cout << "regfsd 0.1.0\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(options->log_level));
+  try {
+    return run(*options);
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return kExitStart;
+  }
+}

@@ -1,0 +1,304 @@
+#include "node.hpp"
+
+#include <algorithm>
+#include <spdlog/spdlog.h>
+
+#include "core/read_plan.hpp"
+
+namespace regfs {
+
+Time steady_now() { return Time{std::chrono::steady_clock::now().time_since_epoch()}; }
+
+// A read of one/all/wait parked until checks answer or its deadline passes.
+struct Node::Read {
+  Read(boost::asio::io_context& io, fs::FileKind k, std::string svc, Time now, Duration fresh,
+       Duration timeout, AnswerFn fn)
+      : kind(k),
+        service(std::move(svc)),
+        arrival(now),
+        since(now - fresh),
+        done(std::move(fn)),
+        deadline(io),
+        retry(io) {
+    deadline.expires_after(timeout);
+  }
+  fs::FileKind kind;
+  std::string service;
+  Time arrival;
+  Time since;  // oldest verdict this read accepts
+  AnswerFn done;
+  boost::asio::steady_timer deadline;
+  boost::asio::steady_timer retry;  // .wait/: look again while nothing is healthy
+  bool finished = false;
+};
+
+Node::Node(boost::asio::io_context& io, net::HealthChecker& checker, StateStore& store,
+           NodeConfig config)
+    : io_(io), checker_(checker), store_(store), config_(std::move(config)), background_(io) {}
+
+Node::~Node() { stop(); }
+
+Result<std::size_t> Node::start() {
+  auto loaded = store_.load();
+  if (!loaded) return loaded.error();
+  for (auto& [service, specs] : *loaded) {
+    registry_.replace(service, config_.name, resolve(specs));
+    own_.emplace(service, std::move(specs));
+  }
+  schedule_background();
+  return own_.size();
+}
+
+void Node::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  background_.cancel();
+  auto parked = std::move(reads_);
+  reads_.clear();
+  for (auto& [service, reads] : parked) {
+    for (auto& read : reads) finish(read, Error{Errc::host_down, "daemon stopping"});
+  }
+}
+
+// ---- reads -----------------------------------------------------------------
+
+void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
+  const Time now = steady_now();
+  if (kind == fs::FileKind::status) {
+    NodeView view{config_.name, config_.generation, config_.advertise,
+                  {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}}};
+    return done(fs::Answer{render_status(registry_, view, now), Duration::zero()});
+  }
+  if (kind == fs::FileKind::metrics) {
+    return done(fs::Answer{render_metrics(metrics_, registry_, {}), Duration::zero()});
+  }
+  const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
+  auto read = std::make_shared<Read>(io_, kind, service, now, config_.fresh, timeout,
+                                     std::move(done));
+  start_read(read);
+}
+
+void Node::start_read(const std::shared_ptr<Read>& read) {
+  reads_[read->service].push_back(read);
+  read->deadline.async_wait([this, weak = std::weak_ptr<Read>(read)](auto ec) {
+    if (auto r = weak.lock(); r && !ec) replan(r, true);
+  });
+  replan(read, false);
+}
+
+void Node::replan(const std::shared_ptr<Read>& read, bool final) {
+  if (read->finished || stopped_) return;
+  const bool waits = read->kind == fs::FileKind::wait;
+  Service* svc = registry_.find(read->service);
+  if (svc == nullptr) {
+    if (waits && !final) return;  // a registration will wake it
+    return finish(read, Error{waits ? Errc::timed_out : Errc::not_found, read->service});
+  }
+  const ReadPlan plan = read->kind == fs::FileKind::all ? plan_all(*svc, read->since, final)
+                                                        : plan_one(*svc, read->since, final);
+  for (std::size_t i : plan.check) probe(read->service, svc->instances[i]);
+
+  if (plan.kind == ReadPlan::Kind::serve) {
+    fs::Answer answer{render_endpoints(*svc, plan.serve), Duration::zero()};
+    const Time now = steady_now();
+    if (read->kind != fs::FileKind::all) advance(*svc, plan.serve.front());
+    // A single answer may be kept while its verdicts stay fresh; an answer
+    // that rotates must be decided per open.
+    if (read->kind == fs::FileKind::all || svc->instances.size() == 1) {
+      Duration left = Duration::max();
+      for (std::size_t i : plan.serve) {
+        left = std::min(left, svc->instances[i].verdict.checked_at + config_.fresh - now);
+      }
+      if (read->kind == fs::FileKind::all && plan.serve.size() != svc->instances.size()) {
+        left = Duration::zero();  // an unhealthy one may recover: look again next open
+      }
+      answer.cache_for = std::max(left, Duration::zero());
+    }
+    return finish(read, std::move(answer));
+  }
+  if (plan.kind == ReadPlan::Kind::wait) return;  // probes will replan
+  if (waits && !final) {
+    // Nothing healthy yet: check again shortly, with fresh verdicts.
+    read->retry.expires_after(std::min<Duration>(milliseconds(250), config_.wait_timeout));
+    read->retry.async_wait([this, weak = std::weak_ptr<Read>(read)](auto ec) {
+      if (auto r = weak.lock(); r && !ec) {
+        r->since = steady_now();
+        replan(r, false);
+      }
+    });
+    return;
+  }
+  finish(read, Error{waits ? Errc::timed_out : Errc::host_down, read->service});
+}
+
+void Node::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
+  if (read->finished) return;
+  read->finished = true;
+  read->deadline.cancel();
+  read->retry.cancel();
+  if (auto it = reads_.find(read->service); it != reads_.end()) {
+    std::erase(it->second, read);
+    if (it->second.empty()) reads_.erase(it);
+  }
+  ++metrics_.reads;
+  metrics_.read_latency.observe(steady_now() - read->arrival);
+  if (!answer.ok()) {
+    switch (answer.error().code) {
+      case Errc::not_found: ++metrics_.reads_not_found; break;
+      case Errc::host_down: ++metrics_.reads_host_down; break;
+      case Errc::timed_out: ++metrics_.waits_timed_out; break;
+      default: break;
+    }
+  }
+  read->done(std::move(answer));
+}
+
+void Node::replan_service(const std::string& service) {
+  const auto it = reads_.find(service);
+  if (it == reads_.end()) return;
+  const auto reads = it->second;  // replan may finish (and erase) any of them
+  for (const auto& read : reads) replan(read, false);
+}
+
+// ---- checks ----------------------------------------------------------------
+
+void Node::probe(const std::string& service, const Instance& inst) {
+  InstanceKey key{service, inst.owner, inst.spec};
+  if (!in_flight_.insert(key).second) return;  // single flight
+  ++metrics_.checks;
+  const Time started = steady_now();
+  checker_.probe(inst.spec.endpoint, inst.spec.check, config_.read_timeout,
+                 [this, key = std::move(key), started](const net::ProbeResult& result) {
+                   recorded(key, result, started);
+                 });
+}
+
+void Node::recorded(const InstanceKey& key, const net::ProbeResult& result, Time started) {
+  in_flight_.erase(key);
+  if (stopped_) return;
+  const Time now = steady_now();
+  metrics_.check_latency.observe(now - started);
+  if (!result.healthy) ++metrics_.checks_failed;
+
+  const auto& [service, owner, spec] = key;
+  Service* svc = registry_.find(service);
+  if (svc == nullptr) return;
+  const auto inst = std::find_if(svc->instances.begin(), svc->instances.end(), [&](const Instance& i) {
+    return i.owner == owner && i.spec == spec;
+  });
+  if (inst == svc->instances.end()) return;  // removed while the check ran
+
+  const auto before = inst->verdict.state;
+  inst->verdict.record(result.healthy, result.detail, now);
+  const bool flipped = before != inst->verdict.state;
+  if (flipped && before != Verdict::State::unknown) {
+    spdlog::info("{} {} is now {} ({})", service, to_string(spec.endpoint),
+                 to_string(inst->verdict.state), result.detail);
+  }
+  if (owner == config_.name && inst->verdict.reapable(now, config_.reap_after)) {
+    spdlog::warn("reaping {} {}: failing for {} ms ({})", service, to_string(spec.endpoint),
+                 std::chrono::duration_cast<milliseconds>(now - inst->verdict.failing_since).count(),
+                 result.detail);
+    auto raw = own_[service];
+    std::erase_if(raw, [&](const InstanceSpec& s) { return resolve({s}).front() == spec; });
+    if (apply_own(service, std::move(raw)).ok()) ++metrics_.reaped;
+    return;
+  }
+  if (flipped && sink_ != nullptr) sink_->service_changed(service);
+  replan_service(service);
+}
+
+void Node::schedule_background() {
+  background_.expires_after(config_.check_interval);
+  background_.async_wait([this](auto ec) {
+    if (ec || stopped_) return;
+    background_round();
+    schedule_background();
+  });
+}
+
+void Node::background_round() {
+  for (const auto& [service, svc] : registry_.services()) {
+    for (const auto& inst : svc.instances) {
+      if (inst.owner == config_.name) probe(service, inst);
+    }
+  }
+}
+
+// ---- writes ----------------------------------------------------------------
+
+bool Node::exists(std::string_view service) const { return registry_.find(service) != nullptr; }
+
+std::vector<std::string> Node::list() const {
+  std::vector<std::string> names;
+  names.reserve(registry_.services().size());
+  for (const auto& [name, svc] : registry_.services()) names.push_back(name);
+  return names;
+}
+
+bool Node::may_write(const fs::Caller& who) const {
+  if (who.uid == 0) return true;
+  if (config_.writers_gid == 0) return false;
+  return who.gid == config_.writers_gid ||
+         std::find(who.groups.begin(), who.groups.end(), config_.writers_gid) != who.groups.end();
+}
+
+Status Node::write(const std::string& service, std::string_view text, bool append) {
+  auto fail = [&](Error e) -> Status {
+    ++metrics_.writes_rejected;
+    spdlog::info("refused registration of {}: {}", service, e.detail);
+    return e;
+  };
+  if (!valid_service_name(service)) return fail(Error{Errc::invalid_name, service});
+  auto specs = parse_registration(text, config_.limits);
+  if (!specs) return fail(specs.error());
+  if (specs->empty()) return fail(Error{Errc::invalid_line, "no endpoint in the write"});
+
+  const auto it = own_.find(service);
+  static const std::vector<InstanceSpec> kNone;
+  auto merged = merge_write(it == own_.end() ? kNone : it->second, std::move(*specs),
+                            append ? WriteMode::append : WriteMode::replace, own_.size(),
+                            config_.limits);
+  if (!merged) return fail(merged.error());
+  if (auto st = apply_own(service, std::move(*merged)); !st) return fail(st.error());
+  ++metrics_.writes;
+  return ok_status();
+}
+
+Status Node::remove(const std::string& service) {
+  if (own_.contains(service)) {
+    if (auto st = apply_own(service, {}); !st) return st;
+    ++metrics_.unlinks;
+    return ok_status();
+  }
+  return Error{registry_.find(service) != nullptr ? Errc::not_owner : Errc::not_found, service};
+}
+
+Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw) {
+  if (auto st = store_.save(service, raw); !st) return st;  // durable before visible
+  const auto resolved = resolve(raw);
+  if (raw.empty()) {
+    own_.erase(service);
+    spdlog::info("deregistered {}", service);
+  } else {
+    spdlog::info("registered {}: {} instance(s)", service, raw.size());
+    own_[service] = std::move(raw);
+  }
+  if (registry_.replace(service, config_.name, resolved)) changed(service);
+  return ok_status();
+}
+
+std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) const {
+  std::vector<InstanceSpec> out = raw;
+  for (auto& spec : out) {
+    if (spec.endpoint.uses_advertise()) spec.endpoint.host = config_.advertise;
+  }
+  return out;
+}
+
+void Node::changed(const std::string& service) {
+  if (sink_ != nullptr) sink_->service_changed(service);
+  replan_service(service);
+}
+
+}  // namespace regfs

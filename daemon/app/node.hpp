@@ -1,0 +1,104 @@
+// The daemon's application core on the event-loop thread: the registry, this
+// node's own registrations and their durability, the health checks behind
+// every read, the owner's background checks and reaping.
+//
+// It is the filesystem's Backend. Not thread-safe: everything runs on the
+// io_context's single thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/metrics.hpp"
+#include "core/registry.hpp"
+#include "core/render.hpp"
+#include "fs/backend.hpp"
+#include "net/health_checker.hpp"
+#include "state_store.hpp"
+
+namespace regfs {
+
+struct NodeConfig {
+  std::string name;
+  std::string advertise;  // fills ":port" registrations
+  std::string bind;
+  std::uint64_t generation = 0;
+  gid_t writers_gid = 0;  // 0: root only
+  Duration fresh = seconds(1);
+  Duration read_timeout = seconds(1);
+  Duration wait_timeout = seconds(30);
+  Duration reap_after = seconds(60);
+  Duration check_interval = seconds(5);
+  Limits limits;
+};
+
+// The monotonic clock the adapters use.
+Time steady_now();
+
+class Node final : public fs::Backend {
+ public:
+  // `io`, `checker` and `store` must outlive the node.
+  Node(boost::asio::io_context& io, net::HealthChecker& checker, StateStore& store,
+       NodeConfig config);
+  ~Node() override;
+
+  // Loads this node's registrations from the state directory and starts the
+  // background checks. Returns how many services were restored.
+  Result<std::size_t> start();
+  // Stops timers and parked reads (they fail with EIO-equivalent host_down).
+  void stop();
+
+  // Who is told of changes (the filesystem). May be null.
+  void set_sink(fs::ChangeSink* sink) { sink_ = sink; }
+
+  // fs::Backend
+  void answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
+  bool exists(std::string_view service) const override;
+  std::vector<std::string> list() const override;
+  bool may_write(const fs::Caller& who) const override;
+  Status write(const std::string& service, std::string_view text, bool append) override;
+  Status remove(const std::string& service) override;
+
+  const Registry& registry() const { return registry_; }
+  const Metrics& metrics() const { return metrics_; }
+
+ private:
+  struct Read;  // a read waiting for checks (node.cpp)
+  using InstanceKey = std::tuple<std::string, std::string, InstanceSpec>;  // service, owner, spec
+
+  Status apply_own(const std::string& service, std::vector<InstanceSpec> raw);
+  std::vector<InstanceSpec> resolve(const std::vector<InstanceSpec>& raw) const;
+  void changed(const std::string& service);
+
+  void start_read(const std::shared_ptr<Read>& read);
+  void replan(const std::shared_ptr<Read>& read, bool final);
+  void finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer);
+  void replan_service(const std::string& service);
+  void probe(const std::string& service, const Instance& inst);
+  void recorded(const InstanceKey& key, const net::ProbeResult& result, Time started);
+
+  void schedule_background();
+  void background_round();
+
+  boost::asio::io_context& io_;
+  net::HealthChecker& checker_;
+  StateStore& store_;
+  NodeConfig config_;
+  fs::ChangeSink* sink_ = nullptr;
+
+  Registry registry_;
+  std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable
+  Metrics metrics_;
+  std::set<InstanceKey> in_flight_;
+  std::map<std::string, std::vector<std::shared_ptr<Read>>, std::less<>> reads_;
+  boost::asio::steady_timer background_;
+  bool stopped_ = false;
+};
+
+}  // namespace regfs

@@ -1,0 +1,190 @@
+#include "options.hpp"
+
+#include <charconv>
+#include <map>
+
+namespace regfs {
+namespace {
+
+Error usage_error(std::string what) { return Error{Errc::invalid_line, std::move(what)}; }
+
+enum class Kind { text, duration, flag, list };
+
+struct Spec {
+  const char* env;
+  Kind kind;
+};
+
+const std::map<std::string, Spec, std::less<>>& specs() {
+  static const std::map<std::string, Spec, std::less<>> table = {
+      {"--mount", {"REGFS_MOUNT", Kind::text}},
+      {"--state-dir", {"REGFS_STATE_DIR", Kind::text}},
+      {"--node-name", {"REGFS_NODE_NAME", Kind::text}},
+      {"--bind", {"REGFS_BIND", Kind::text}},
+      {"--advertise", {"REGFS_ADVERTISE", Kind::text}},
+      {"--join", {"REGFS_JOIN", Kind::list}},
+      {"--key-file", {"REGFS_KEY_FILE", Kind::text}},
+      {"--insecure", {"REGFS_INSECURE", Kind::flag}},
+      {"--writers", {"REGFS_WRITERS", Kind::text}},
+      {"--fresh", {"REGFS_FRESH", Kind::duration}},
+      {"--read-timeout", {"REGFS_READ_TIMEOUT", Kind::duration}},
+      {"--wait-timeout", {"REGFS_WAIT_TIMEOUT", Kind::duration}},
+      {"--reap-after", {"REGFS_REAP_AFTER", Kind::duration}},
+      {"--check-interval", {"REGFS_CHECK_INTERVAL", Kind::duration}},
+      {"--mirror", {"REGFS_MIRROR", Kind::text}},
+      {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
+      {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
+  };
+  return table;
+}
+
+Status assign(Options& o, std::string_view name, const std::string& value) {
+  auto duration = [&](Duration& out) -> Status {
+    auto d = parse_duration(value);
+    if (!d) return usage_error(std::string(name) + ": " + d.error().detail);
+    out = *d;
+    return ok_status();
+  };
+  auto flag = [&](bool& out) -> Status {
+    if (value == "1" || value == "true" || value == "yes") {
+      out = true;
+    } else if (value == "0" || value == "false" || value == "no" || value.empty()) {
+      out = false;
+    } else {
+      return usage_error(std::string(name) + ": expected 1/0, true/false or yes/no");
+    }
+    return ok_status();
+  };
+  if (name == "--mount") o.mount = value;
+  if (name == "--state-dir") o.state_dir = value;
+  if (name == "--node-name") o.node_name = value;
+  if (name == "--bind") o.bind = value;
+  if (name == "--advertise") o.advertise = value;
+  if (name == "--key-file") o.key_file = value;
+  if (name == "--writers") o.writers = value;
+  if (name == "--mirror") o.mirror = value;
+  if (name == "--log-level") o.log_level = value;
+  if (name == "--join") o.join.push_back(value);
+  if (name == "--insecure") return flag(o.insecure);
+  if (name == "--no-mount") return flag(o.no_mount);
+  if (name == "--fresh") return duration(o.fresh);
+  if (name == "--read-timeout") return duration(o.read_timeout);
+  if (name == "--wait-timeout") return duration(o.wait_timeout);
+  if (name == "--reap-after") return duration(o.reap_after);
+  if (name == "--check-interval") return duration(o.check_interval);
+  return ok_status();
+}
+
+Status validate(const Options& o) {
+  static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
+  bool level_ok = false;
+  for (const char* l : levels) level_ok = level_ok || o.log_level == l;
+  if (!level_ok) return usage_error("--log-level: expected trace, debug, info, warn or error");
+  if (o.mount.empty() && !o.no_mount) return usage_error("--mount: empty path");
+  if (o.state_dir.empty()) return usage_error("--state-dir: empty path");
+  if (o.no_mount && o.mirror.empty()) return usage_error("--no-mount needs --mirror DIR");
+  if (o.read_timeout <= Duration::zero()) return usage_error("--read-timeout: must be positive");
+  if (o.wait_timeout <= Duration::zero()) return usage_error("--wait-timeout: must be positive");
+  if (o.check_interval <= Duration::zero()) return usage_error("--check-interval: must be positive");
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Duration> parse_duration(std::string_view text) {
+  double value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || value < 0 || value > 1e7) {
+    return usage_error("bad duration '" + std::string(text) + "' (e.g. 250ms, 2s, 1m)");
+  }
+  const std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
+  double scale = 0;
+  if (unit.empty() || unit == "s") scale = 1;
+  if (unit == "ms") scale = 1e-3;
+  if (unit == "us") scale = 1e-6;
+  if (unit == "m") scale = 60;
+  if (unit == "h") scale = 3600;
+  if (scale == 0) return usage_error("bad duration unit in '" + std::string(text) + "'");
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(value * scale));
+}
+
+Result<Options> parse_options(const std::vector<std::string>& args, const EnvLookup& env) {
+  Options o;
+  for (const auto& [name, spec] : specs()) {
+    const auto value = env(spec.env);
+    if (!value) continue;
+    if (spec.kind == Kind::list) {
+      std::string_view rest = *value;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string item(rest.substr(0, comma));
+        if (!item.empty()) o.join.push_back(item);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+      continue;
+    }
+    if (auto st = assign(o, name, *value); !st) {
+      return usage_error(std::string(spec.env) + " (" + st.error().detail + ")");
+    }
+  }
+  bool join_from_args = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::optional<std::string> inline_value;
+    if (const auto eq = name.find('='); eq != std::string::npos && name.starts_with("--")) {
+      inline_value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    if (name == "-h" || name == "--help") {
+      o.help = true;
+      continue;
+    }
+    if (name == "--version") {
+      o.version = true;
+      continue;
+    }
+    const auto it = specs().find(name);
+    if (it == specs().end()) return usage_error("unknown option '" + name + "'");
+    std::string value;
+    if (it->second.kind == Kind::flag) {
+      value = inline_value.value_or("1");
+    } else if (inline_value) {
+      value = *inline_value;
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return usage_error(name + ": missing value");
+    }
+    if (it->second.kind == Kind::list && !join_from_args) {
+      o.join.clear();  // the command line replaces the environment's list
+      join_from_args = true;
+    }
+    if (auto st = assign(o, name, value); !st) return st.error();
+  }
+  if (auto st = validate(o); !st) return st.error();
+  return o;
+}
+
+const char* options_usage() {
+  return R"(usage: regfsd [options]
+  --mount DIR                mountpoint (default /registry)            REGFS_MOUNT
+  --state-dir DIR            own registrations, durable               REGFS_STATE_DIR
+  --node-name NAME           unique node name (default: host name)    REGFS_NODE_NAME
+  --bind ADDR:PORT           gossip address (default 127.0.0.1:7946)  REGFS_BIND
+  --advertise ADDR           address for ':port' registrations        REGFS_ADVERTISE
+  --join SOURCE              HOST:PORT, dns:NAME[:PORT], file:DIR     REGFS_JOIN
+  --key-file FILE            keyring                                  REGFS_KEY_FILE
+  --insecure                 allow no key on a non-loopback address   REGFS_INSECURE
+  --writers GROUP            group allowed to register besides root   REGFS_WRITERS
+  --fresh DURATION           freshness window (default 1s)            REGFS_FRESH
+  --read-timeout DURATION    read deadline (default 1s)               REGFS_READ_TIMEOUT
+  --wait-timeout DURATION    .wait/ timeout (default 30s)             REGFS_WAIT_TIMEOUT
+  --reap-after DURATION      reap own failing instances (default 60s) REGFS_REAP_AFTER
+  --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
+  --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
+  --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
+  --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL
+)";
+}
+
+}  // namespace regfs

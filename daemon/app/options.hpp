@@ -1,0 +1,48 @@
+// regfsd's options: command line over environment over defaults
+// (docs/INTERFACES.md has the table). Pure: the environment comes in as a
+// lookup function.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/time.hpp"
+
+namespace regfs {
+
+struct Options {
+  std::string mount = "/registry";
+  std::string state_dir = "/var/lib/regfs";
+  std::string node_name;  // empty: the host name
+  std::string bind = "127.0.0.1:7946";
+  std::string advertise;  // empty: found from the interfaces
+  std::vector<std::string> join;
+  std::string key_file;
+  bool insecure = false;
+  std::string writers;  // group name
+  Duration fresh = seconds(1);
+  Duration read_timeout = seconds(1);
+  Duration wait_timeout = seconds(30);
+  Duration reap_after = seconds(60);
+  Duration check_interval = seconds(5);
+  std::string mirror;
+  bool no_mount = false;
+  std::string log_level = "info";
+  bool help = false;
+  bool version = false;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+
+// Parses argv (without argv[0]) over the environment. Errors name the option.
+Result<Options> parse_options(const std::vector<std::string>& args, const EnvLookup& env);
+
+// "250ms", "2s", "1m", "1h"; a bare number is seconds.
+Result<Duration> parse_duration(std::string_view text);
+
+const char* options_usage();
+
+}  // namespace regfs

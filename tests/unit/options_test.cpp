@@ -1,0 +1,63 @@
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "options.hpp"
+
+using namespace regfs;
+
+namespace {
+Result<Options> parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  return parse_options(args, [&](const char* name) -> std::optional<std::string> {
+    const auto it = env.find(name);
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  });
+}
+}  // namespace
+
+TEST_CASE("defaults") {
+  auto o = parse({});
+  REQUIRE(o.ok());
+  CHECK(o->mount == "/registry");
+  CHECK(o->fresh == seconds(1));
+  CHECK(o->wait_timeout == seconds(30));
+  CHECK(o->reap_after == seconds(60));
+}
+
+TEST_CASE("command line over environment") {
+  auto o = parse({"--mount", "/m", "--fresh=250ms", "--join", "a:1", "--join", "b:2"},
+                 {{"REGFS_MOUNT", "/env"}, {"REGFS_READ_TIMEOUT", "2s"}, {"REGFS_JOIN", "x:1,y:2"},
+                  {"REGFS_INSECURE", "1"}});
+  REQUIRE(o.ok());
+  CHECK(o->mount == "/m");
+  CHECK(o->fresh == milliseconds(250));
+  CHECK(o->read_timeout == seconds(2));
+  CHECK(o->join == std::vector<std::string>{"a:1", "b:2"});
+  CHECK(o->insecure);
+}
+
+TEST_CASE("bad options name themselves") {
+  auto unknown = parse({"--bogus"});
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().detail.find("--bogus") != std::string::npos);
+  auto missing = parse({"--mount"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().detail.find("--mount") != std::string::npos);
+  auto bad_env = parse({}, {{"REGFS_FRESH", "soon"}});
+  REQUIRE_FALSE(bad_env.ok());
+  CHECK(bad_env.error().detail.find("REGFS_FRESH") != std::string::npos);
+  CHECK_FALSE(parse({"--log-level", "loud"}).ok());
+  CHECK_FALSE(parse({"--read-timeout", "0"}).ok());
+  CHECK_FALSE(parse({"--no-mount"}).ok());
+}
+
+TEST_CASE("durations") {
+  CHECK(*parse_duration("250ms") == milliseconds(250));
+  CHECK(*parse_duration("2") == seconds(2));
+  CHECK(*parse_duration("1.5s") == milliseconds(1500));
+  CHECK(*parse_duration("1m") == seconds(60));
+  CHECK(*parse_duration("0") == Duration::zero());
+  CHECK_FALSE(parse_duration("").ok());
+  CHECK_FALSE(parse_duration("-1s").ok());
+  CHECK_FALSE(parse_duration("5 s").ok());
+  CHECK_FALSE(parse_duration("5d").ok());
+}
