@@ -1,0 +1,159 @@
+#include "keyring.hpp"
+
+#include <fstream>
+#include <sodium.h>
+#include <sstream>
+
+namespace regfs::transport {
+namespace {
+
+constexpr std::uint8_t kMagic0 = 'R';
+constexpr std::uint8_t kMagic1 = 'F';
+constexpr std::uint8_t kVersion = 1;
+constexpr std::size_t kHeader = 3;
+constexpr std::size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+constexpr std::size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+constexpr std::size_t kMaxSealed = 16 * 1024 * 1024;
+
+static_assert(kHeader + kNonce + kTag == kSealOverhead);
+
+void ensure_sodium() {
+  static const bool ready = sodium_init() >= 0;
+  (void)ready;
+}
+
+Error bad_key(std::string what) { return Error{Errc::invalid_line, "keyring: " + std::move(what)}; }
+
+}  // namespace
+
+std::string base64_encode(std::span<const std::uint8_t> bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::uint32_t b0 = bytes[i];
+    const std::uint32_t b1 = i + 1 < bytes.size() ? bytes[i + 1] : 0;
+    const std::uint32_t b2 = i + 2 < bytes.size() ? bytes[i + 2] : 0;
+    const std::uint32_t n = (b0 << 16) | (b1 << 8) | b2;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> base64_decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (text.size() % 4 != 0) return Error{Errc::invalid_line, "base64: length not a multiple of 4"};
+  std::vector<std::uint8_t> out;
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int j = 0; j < 4; ++j) {
+      const char c = text[i + j];
+      if (c == '=' && i + 4 == text.size() && j >= 2) {
+        v[j] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad > 0 || (v[j] = value(c)) < 0) return Error{Errc::invalid_line, "base64: bad character"};
+    }
+    const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) |
+                            (static_cast<std::uint32_t>(v[1]) << 12) |
+                            (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
+    out.push_back(static_cast<std::uint8_t>(n >> 16));
+    if (pad < 2) out.push_back(static_cast<std::uint8_t>(n >> 8));
+    if (pad < 1) out.push_back(static_cast<std::uint8_t>(n));
+  }
+  return out;
+}
+
+Keyring::Keyring(std::vector<Key> keys) : keys_(std::move(keys)) { ensure_sodium(); }
+
+Result<Keyring> Keyring::parse(std::string_view text) {
+  std::vector<Key> keys;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty() || line.front() == '#') continue;
+    auto bytes = base64_decode(line);
+    if (!bytes || bytes->size() != kKeyBytes) {
+      return bad_key("line " + std::to_string(line_no) + ": expected a base64 32-byte key");
+    }
+    Key key{};
+    std::copy(bytes->begin(), bytes->end(), key.begin());
+    keys.push_back(key);
+  }
+  if (keys.empty()) return bad_key("no key");
+  return Keyring(std::move(keys));
+}
+
+Result<Keyring> Keyring::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{Errc::io, "cannot read key file " + path};
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse(text.str());
+}
+
+std::string Keyring::generate_key() {
+  ensure_sodium();
+  Key key{};
+  randombytes_buf(key.data(), key.size());
+  return base64_encode(key);
+}
+
+std::vector<std::uint8_t> Keyring::seal(std::span<const std::uint8_t> plain) const {
+  std::vector<std::uint8_t> out(kHeader + kNonce + plain.size() + kTag);
+  out[0] = kMagic0;
+  out[1] = kMagic1;
+  out[2] = kVersion;
+  randombytes_buf(out.data() + kHeader, kNonce);
+  unsigned long long written = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kHeader + kNonce, &written, plain.data(),
+                                             plain.size(), out.data(), kHeader, nullptr,
+                                             out.data() + kHeader, keys_.front().data());
+  out.resize(kHeader + kNonce + written);
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> Keyring::open(std::span<const std::uint8_t> sealed) const {
+  if (sealed.size() < kSealOverhead || sealed.size() > kMaxSealed) {
+    return Error{Errc::invalid_line, "sealed frame of " + std::to_string(sealed.size()) + " bytes"};
+  }
+  if (sealed[0] != kMagic0 || sealed[1] != kMagic1 || sealed[2] != kVersion) {
+    return Error{Errc::invalid_line, "not a sealed regfs frame"};
+  }
+  std::vector<std::uint8_t> plain(sealed.size() - kSealOverhead);
+  const std::uint8_t* nonce = sealed.data() + kHeader;
+  const std::uint8_t* cipher = nonce + kNonce;
+  const std::size_t cipher_len = sealed.size() - kHeader - kNonce;
+  for (const Key& key : keys_) {
+    unsigned long long len = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.data(), &len, nullptr, cipher, cipher_len,
+                                                   sealed.data(), kHeader, nonce, key.data()) == 0) {
+      plain.resize(len);
+      return plain;
+    }
+  }
+  return Error{Errc::invalid_line, "authentication failed"};
+}
+
+}  // namespace regfs::transport
