@@ -56,6 +56,7 @@ class Filesystem final : public ChangeSink {
              int open_flags);
   void create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi);
   void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void release(fuse_ino_t ino);
   void interrupted(fuse_req_t req);
 
  private:

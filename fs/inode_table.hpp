@@ -40,6 +40,7 @@ struct Node {
   FileKind kind = FileKind::one;
   std::string service;       // empty for the fixed nodes
   std::uint64_t nlookup = 0;  // kernel references (lookup/create minus forget)
+  std::uint32_t created_handles = 0;  // open handles from create(): exist before the first write
 
   // The decided answer: getattr decides, read serves it.
   bool have_answer = false;

@@ -70,7 +70,8 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
   fuse_reply_err(req, ENOSYS);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  fs_of(req).release(ino);
   fuse_reply_err(req, 0);
 }
 

@@ -16,6 +16,12 @@ void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
     return (void)fuse_reply_attr(req, &st, kFixedTimeout);
   }
   if (answer_usable(*node)) return answer_getattr(req, *node);
+  if (node->created_handles > 0 && !backend_.exists(node->service)) {
+    // Created, not yet written: an empty file until the first write registers it.
+    struct stat st = attributes(*node);
+    st.st_size = 0;
+    return (void)fuse_reply_attr(req, &st, 0.0);
+  }
   if (node->kind == FileKind::wait && !park_interruptible(req, *node)) return;
   node->getattrs.push_back(req);
   decide(*node);

@@ -76,7 +76,16 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fus
   e.attr.st_size = 0;
   e.attr_timeout = 0;
   e.entry_timeout = 0;  // an empty service does not exist: ask again next time
-  if (fuse_reply_create(req, &e, fi) == 0) ++node.nlookup;
+  if (fuse_reply_create(req, &e, fi) == 0) {
+    ++node.nlookup;
+    ++node.created_handles;
+  }
+}
+
+void Filesystem::release(fuse_ino_t ino) {
+  if (Node* node = inodes_.find(ino); node != nullptr && node->created_handles > 0) {
+    --node->created_handles;
+  }
 }
 
 void Filesystem::unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -33,9 +33,12 @@ Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Fil
     return Error{Errc::io, "cannot create mountpoint " + mountpoint + ": " + std::strerror(errno)};
   }
 
+  // At trace level libfuse prints every request and reply.
   const char* argv[] = {"regfsd", "-o",
-                        "allow_other,default_permissions,fsname=regfs,subtype=regfs,noatime"};
-  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+                        "allow_other,default_permissions,fsname=regfs,subtype=regfs,noatime",
+                        "-odebug"};
+  const int argc = spdlog::should_log(spdlog::level::trace) ? 4 : 3;
+  fuse_args args = FUSE_ARGS_INIT(argc, const_cast<char**>(argv));
   fuse_session* se = fuse_session_new(&args, &operations(), sizeof(fuse_lowlevel_ops), &fs);
   if (se == nullptr) return Error{Errc::io, "cannot create the FUSE session"};
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "advertise.hpp"
+#include "mirror.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/session.hpp"
 #include "net/health_checker.hpp"
@@ -40,6 +41,7 @@ int run(const regfs::Options& opt) {
   config.wait_timeout = opt.wait_timeout;
   config.reap_after = opt.reap_after;
   config.check_interval = opt.check_interval;
+  config.check_all = !opt.mirror.empty();
 
   const auto colon = opt.bind.rfind(':');
   const std::string bind_host = opt.bind.substr(0, colon == std::string::npos ? 0 : colon);
@@ -57,10 +59,6 @@ int run(const regfs::Options& opt) {
   }
   if (!opt.join.empty() || !opt.key_file.empty()) {
     spdlog::warn("this build serves a cluster of one: --join and --key-file are not used yet");
-  }
-  if (!opt.mirror.empty() || opt.no_mount) {
-    spdlog::error("--mirror is not available in this build");
-    return kExitUsage;
   }
 
   auto store = StateStore::open(opt.state_dir);
@@ -84,13 +82,24 @@ int run(const regfs::Options& opt) {
     return kExitStart;
   }
 
+  std::unique_ptr<Mirror> mirror;
+  if (!opt.mirror.empty()) {
+    auto opened = Mirror::open(opt.mirror, node.registry());
+    if (!opened) {
+      spdlog::error("{}", opened.error().detail);
+      return kExitStart;
+    }
+    mirror = std::move(*opened);
+    node.add_sink(mirror.get());
+  }
+
   fs::MountOptions mount_options;
   mount_options.writers_gid = config.writers_gid;
   mount_options.limits = config.limits;
   mount_options.fresh = config.fresh;
   mount_options.now = &steady_now;
   fs::Filesystem filesystem(node, mount_options);
-  node.set_sink(&filesystem);
+  node.add_sink(&filesystem);
 
   std::unique_ptr<fs::Session> session;
   auto shutdown = [&](const char* why) {
@@ -100,12 +109,14 @@ int run(const regfs::Options& opt) {
     checker.cancel_all();
     io.stop();
   };
-  auto mounted = fs::Session::mount(io, filesystem, opt.mount, [&] { shutdown("unmounted"); });
-  if (!mounted) {
-    spdlog::error("{}", mounted.error().detail);
-    return kExitStart;
+  if (!opt.no_mount) {
+    auto mounted = fs::Session::mount(io, filesystem, opt.mount, [&] { shutdown("unmounted"); });
+    if (!mounted) {
+      spdlog::error("{}", mounted.error().detail);
+      return kExitStart;
+    }
+    session = std::move(*mounted);
   }
-  session = std::move(*mounted);
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -113,8 +124,9 @@ int run(const regfs::Options& opt) {
   });
   std::signal(SIGPIPE, SIG_IGN);
 
-  spdlog::info("node {} (generation {}) serving {} with {} restored service(s); advertise {}",
-               config.name, config.generation, opt.mount, *restored, config.advertise);
+  spdlog::info("node {} (generation {}) serving {}{} with {} restored service(s); advertise {}",
+               config.name, config.generation, opt.no_mount ? "" : opt.mount,
+               opt.mirror.empty() ? "" : " mirror " + opt.mirror, *restored, config.advertise);
   io.run();
   session.reset();
   return 0;

@@ -204,7 +204,9 @@ void Node::recorded(const InstanceKey& key, const net::ProbeResult& result, Time
     if (apply_own(service, std::move(raw)).ok()) ++metrics_.reaped;
     return;
   }
-  if (flipped && sink_ != nullptr) sink_->service_changed(service);
+  if (flipped) {
+    for (auto* sink : sinks_) sink->service_changed(service);
+  }
   replan_service(service);
 }
 
@@ -220,7 +222,7 @@ void Node::schedule_background() {
 void Node::background_round() {
   for (const auto& [service, svc] : registry_.services()) {
     for (const auto& inst : svc.instances) {
-      if (inst.owner == config_.name) probe(service, inst);
+      if (config_.check_all || inst.owner == config_.name) probe(service, inst);
     }
   }
 }
@@ -297,7 +299,7 @@ std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) co
 }
 
 void Node::changed(const std::string& service) {
-  if (sink_ != nullptr) sink_->service_changed(service);
+  for (auto* sink : sinks_) sink->service_changed(service);
   replan_service(service);
 }
 

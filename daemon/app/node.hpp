@@ -35,6 +35,7 @@ struct NodeConfig {
   Duration wait_timeout = seconds(30);
   Duration reap_after = seconds(60);
   Duration check_interval = seconds(5);
+  bool check_all = false;  // background checks of every instance, not only own (mirror mode)
   Limits limits;
 };
 
@@ -54,8 +55,8 @@ class Node final : public fs::Backend {
   // Stops timers and parked reads (they fail with EIO-equivalent host_down).
   void stop();
 
-  // Who is told of changes (the filesystem). May be null.
-  void set_sink(fs::ChangeSink* sink) { sink_ = sink; }
+  // Who is told of changes (the filesystem, the mirror). Each must outlive the node.
+  void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
 
   // fs::Backend
   void answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
@@ -90,7 +91,7 @@ class Node final : public fs::Backend {
   net::HealthChecker& checker_;
   StateStore& store_;
   NodeConfig config_;
-  fs::ChangeSink* sink_ = nullptr;
+  std::vector<fs::ChangeSink*> sinks_;
 
   Registry registry_;
   std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable
