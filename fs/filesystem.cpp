@@ -127,12 +127,25 @@ void Filesystem::serve_read(Node& node, fuse_req_t req, std::size_t size, off_t 
 void Filesystem::service_changed(const std::string& service) {
   for (Node* node : inodes_.nodes_of(service)) {
     node->have_answer = false;
-    if (notifier_ != nullptr && node->nlookup > 0) notifier_->inval_inode(node->ino);
+    if (notifier_ != nullptr && node->nlookup > 0) {
+      notifier_->inval_inode(node->ino);
+      ++invalidations_;
+    }
   }
   if (notifier_ != nullptr && !backend_.exists(service)) {
     notifier_->inval_entry(kRootIno, service);
     notifier_->inval_entry(kAllIno, service);
+    invalidations_ += 2;
   }
+}
+
+std::string Filesystem::metrics_text() const {
+  return "# HELP regfs_invalidations_total Kernel cache invalidations sent.\n"
+         "# TYPE regfs_invalidations_total counter\n"
+         "regfs_invalidations_total " + std::to_string(invalidations_) + "\n"
+         "# HELP regfs_inodes Inodes the mount tracks.\n"
+         "# TYPE regfs_inodes gauge\n"
+         "regfs_inodes " + std::to_string(inodes_.size()) + "\n";
 }
 
 void Filesystem::fail_pending() {

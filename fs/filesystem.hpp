@@ -42,6 +42,9 @@ class Filesystem final : public ChangeSink {
   // ChangeSink: drop every answer and kernel cache of `service`.
   void service_changed(const std::string& service) override;
 
+  // The adapter's counters, as Prometheus text.
+  std::string metrics_text() const;
+
   // Replies EIO to every parked request (at shutdown).
   void fail_pending();
 
@@ -77,6 +80,7 @@ class Filesystem final : public ChangeSink {
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
   std::uint64_t next_decision_ = 1;
+  std::uint64_t invalidations_ = 0;  // kernel cache invalidations queued
   struct timespec started_{};
 };
 

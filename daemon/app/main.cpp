@@ -100,6 +100,7 @@ int run(const regfs::Options& opt) {
   mount_options.now = &steady_now;
   fs::Filesystem filesystem(node, mount_options);
   node.add_sink(&filesystem);
+  node.add_metrics([&filesystem] { return filesystem.metrics_text(); });
 
   std::unique_ptr<fs::Session> session;
   auto shutdown = [&](const char* why) {

@@ -70,7 +70,9 @@ void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) 
     return done(fs::Answer{render_status(registry_, view, now), Duration::zero()});
   }
   if (kind == fs::FileKind::metrics) {
-    return done(fs::Answer{render_metrics(metrics_, registry_, {}), Duration::zero()});
+    std::string extra;
+    for (const auto& source : metric_sources_) extra += source();
+    return done(fs::Answer{render_metrics(metrics_, registry_, extra), Duration::zero()});
   }
   const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
   auto read = std::make_shared<Read>(io_, kind, service, now, config_.fresh, timeout,

@@ -57,6 +57,8 @@ class Node final : public fs::Backend {
 
   // Who is told of changes (the filesystem, the mirror). Each must outlive the node.
   void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
+  // More Prometheus text for .metrics (other layers' counters).
+  void add_metrics(std::function<std::string()> source) { metric_sources_.push_back(std::move(source)); }
 
   // fs::Backend
   void answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
@@ -92,6 +94,7 @@ class Node final : public fs::Backend {
   StateStore& store_;
   NodeConfig config_;
   std::vector<fs::ChangeSink*> sinks_;
+  std::vector<std::function<std::string()>> metric_sources_;
 
   Registry registry_;
   std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable

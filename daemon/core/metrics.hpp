@@ -32,7 +32,6 @@ struct Metrics {
   std::uint64_t checks = 0;           // probes started
   std::uint64_t checks_failed = 0;
   std::uint64_t reaped = 0;           // own instances removed after failing too long
-  std::uint64_t invalidations = 0;    // kernel cache invalidations sent
   Histogram read_latency;             // from arrival to answer, daemon side
   Histogram check_latency;
 };

@@ -97,7 +97,6 @@ std::string render_metrics(const Metrics& m, const Registry& registry, const std
   counter(out, "checks_total", "Health checks started.", m.checks);
   counter(out, "checks_failed_total", "Health checks that failed.", m.checks_failed);
   counter(out, "reaped_total", "Own instances removed after failing too long.", m.reaped);
-  counter(out, "invalidations_total", "Kernel cache invalidations sent.", m.invalidations);
   gauge(out, "services", "Services with at least one instance.", registry.services().size());
   gauge(out, "instances", "Registered instances, all owners.", registry.instance_count());
   histogram(out, "read_seconds", "Daemon-side latency of answered reads.", m.read_latency);
