@@ -2,22 +2,18 @@
 
 #include <cerrno>
 #include <ctime>
-#include <spdlog/spdlog.h>
 
 #include "errno_map.hpp"
 
 namespace regfs::fs {
 namespace {
 
-constexpr mode_t kDirMode = S_IFDIR | 0755;
-constexpr mode_t kReadOnlyDirMode = S_IFDIR | 0555;
-constexpr mode_t kReadOnlyFileMode = S_IFREG | 0444;
+// File inodes never change: the kernel may keep their attributes.
+constexpr double kStableTimeout = 86400.0;
 
-double seconds(Duration d) { return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count(); }
-
-// Unconsumed answers may be served to the read that follows their getattr for
-// at least this long, so fstat-then-read does not rotate twice.
-constexpr Duration kMinReuse = milliseconds(100);
+double seconds(Duration d) {
+  return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
+}
 
 }  // namespace
 
@@ -33,114 +29,106 @@ struct stat Filesystem::attributes(const Node& node) const {
   st.st_gid = options_.writers_gid;
   st.st_atim = st.st_ctim = st.st_mtim = started_;
   st.st_blksize = 4096;
+  const mode_t group_write = options_.writers_gid != 0 ? 0020 : 0;
   switch (node.type) {
     case NodeType::root:
-      st.st_mode = kDirMode | (options_.writers_gid != 0 ? 0020 : 0);
+      st.st_mode = S_IFDIR | 0755 | group_write;
       st.st_nlink = 4;
       return st;
     case NodeType::dir_all:
     case NodeType::dir_wait:
-      st.st_mode = kReadOnlyDirMode;
+      st.st_mode = S_IFDIR | 0555;
       st.st_nlink = 2;
       return st;
     case NodeType::file:
       break;
   }
-  const bool writable = node.kind == FileKind::one;
-  st.st_mode = writable ? S_IFREG | 0644 | (options_.writers_gid != 0 ? 0020 : 0)
-                        : kReadOnlyFileMode;
-  st.st_nlink = 1;
-  st.st_size = node.have_answer ? static_cast<off_t>(node.content.size()) : 0;
+  st.st_mode = node.kind == FileKind::one ? S_IFREG | 0644 | group_write : S_IFREG | 0444;
+  st.st_nlink = node.snapshot ? 0 : 1;
+  // An error inode claims one byte, so that a read reaches the daemon and fails.
+  st.st_size = node.error != 0 ? 1 : static_cast<off_t>(node.content.size());
   st.st_blocks = (st.st_size + 511) / 512;
-  // The serial is the mtime's nanoseconds past the daemon's start: it changes
-  // exactly when the content does, which is what the kernel compares.
-  st.st_mtim.tv_sec += static_cast<time_t>(node.serial / 1000000000U);
+  // A write through the inode dirties the kernel's copy of its pages; a new
+  // mtime makes the kernel (auto_inval_data) drop them.
   st.st_mtim.tv_nsec = static_cast<long>(node.serial % 1000000000U);
   st.st_ctim = st.st_mtim;
   return st;
 }
 
-bool Filesystem::answer_usable(const Node& node) const {
-  if (!node.have_answer) return false;
-  const Time now = options_.now();
-  if (now < node.decided_at + node.cache_for) return true;
-  const Duration reuse = std::max(options_.fresh, kMinReuse);
-  return !node.consumed && now < node.decided_at + reuse;
+void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
+  fuse_entry_param e{};
+  e.ino = node.ino;
+  e.generation = 1;
+  e.attr = attributes(node);
+  e.attr_timeout = kStableTimeout;
+  e.entry_timeout = entry_timeout;
+  if (fuse_reply_entry(req, &e) == 0) ++node.nlookup;
 }
 
-void Filesystem::decide(Node& node) {
-  if (node.deciding) return;
-  node.deciding = true;
-  const std::uint64_t id = next_decision_++;
-  node.decision = id;
-  const fuse_ino_t ino = node.ino;
-  backend_.answer(node.kind, node.service,
-                  [this, ino, id](Result<Answer> answer) { decided(ino, id, std::move(answer)); });
+bool Filesystem::repeat_answer(fuse_req_t req, const Pending& key) {
+  const auto it = last_.find(key);
+  if (it == last_.end()) return false;
+  LastAnswer& last = it->second;
+  const bool repeat = last.moved && last.pid == fuse_req_ctx(req)->pid &&
+                      std::chrono::steady_clock::now() - last.at < kRelookupWindow;
+  Node* node = repeat ? inodes_.find(last.ino) : nullptr;
+  last.moved = false;
+  if (node == nullptr) return false;
+  reply_entry(req, *node, 0.0);
+  return true;
 }
 
-void Filesystem::decided(fuse_ino_t ino, std::uint64_t decision, Result<Answer> answer) {
-  Node* node = inodes_.find(ino);
-  if (node == nullptr || node->decision != decision || !node->deciding) return;
-  node->deciding = false;
-  auto getattrs = std::move(node->getattrs);
-  auto reads = std::move(node->reads);
-  node->getattrs.clear();
-  node->reads.clear();
+void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service) {
+  Pending key{kind, service};
+  if (kind == FileKind::one && repeat_answer(req, key)) return;
+  auto& parked = lookups_[key];
+  parked.push_back(req);
+  if (parked.size() > 1) return;  // a decision is under way: share it
+  backend_.answer(kind, service,
+                  [this, key](Result<Answer> answer) { decided(key, std::move(answer)); });
+}
+
+void Filesystem::decided(const Pending& key, Result<Answer> answer) {
+  const auto it = lookups_.find(key);
+  if (it == lookups_.end()) return;  // failed at shutdown
+  const std::vector<fuse_req_t> parked = std::move(it->second);
+  lookups_.erase(it);
+  const auto& [kind, service] = key;
 
   if (answer.ok()) {
-    if (!node->have_answer || node->content != answer->content) {
-      ++node->serial;
-      node->content = std::move(answer->content);
+    Node& node = inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
+                              answer->content, 0);
+    const double ttl = kind == FileKind::wait ? 0.0 : seconds(answer->cache_for);
+    if (kind == FileKind::one && ttl == 0.0) {
+      LastAnswer& last = last_[key];
+      last.moved = last.ino != node.ino;
+      last.ino = node.ino;
+      last.pid = fuse_req_ctx(parked.front())->pid;
+      last.at = std::chrono::steady_clock::now();
+    } else {
+      last_.erase(key);
     }
-    node->have_answer = true;
-    node->consumed = false;
-    node->decided_at = options_.now();
-    node->cache_for = answer->cache_for;
-    for (fuse_req_t req : getattrs) answer_getattr(req, *node);
-    for (const auto& r : reads) serve_read(*node, r.req, r.size, r.off);
-  } else {
-    node->have_answer = false;
-    const int err = to_errno(answer.error().code);
-    for (fuse_req_t req : getattrs) fuse_reply_err(req, err);
-    for (const auto& r : reads) fuse_reply_err(r.req, err);
-    if (err == ENOENT && notifier_ != nullptr && node->kind != FileKind::wait) {
-      notifier_->inval_entry(node->kind == FileKind::all ? kAllIno : kRootIno, node->service);
-    }
+    for (fuse_req_t req : parked) reply_entry(req, node, ttl);
+    return;
   }
-  if (node->nlookup == 0) inodes_.forget(ino, 0);
-}
-
-void Filesystem::answer_getattr(fuse_req_t req, Node& node) {
-  const struct stat st = attributes(node);
-  const Duration left = node.decided_at + node.cache_for - options_.now();
-  fuse_reply_attr(req, &st, seconds(left));
-}
-
-void Filesystem::serve_read(Node& node, fuse_req_t req, std::size_t size, off_t off) {
-  const auto total = node.content.size();
-  const auto start = std::min<std::size_t>(static_cast<std::size_t>(off), total);
-  const auto len = std::min(size, total - start);
-  if (start + len >= total) node.consumed = true;
-  fuse_reply_buf(req, node.content.data() + start, len);
+  const Errc code = answer.error().code;
+  if (code == Errc::host_down && kind == FileKind::one) {
+    // The name exists (it can be written and removed); reading it fails.
+    Node& node = inodes_.file(kind, service, {}, EHOSTDOWN);
+    for (fuse_req_t req : parked) reply_entry(req, node, 0.0);
+    return;
+  }
+  for (fuse_req_t req : parked) fuse_reply_err(req, to_errno(code));
 }
 
 void Filesystem::service_changed(const std::string& service) {
-  for (Node* node : inodes_.nodes_of(service)) {
-    node->have_answer = false;
-    if (notifier_ != nullptr && node->nlookup > 0) {
-      notifier_->inval_inode(node->ino);
-      ++invalidations_;
-    }
-  }
-  if (notifier_ != nullptr && !backend_.exists(service)) {
-    notifier_->inval_entry(kRootIno, service);
-    notifier_->inval_entry(kAllIno, service);
-    invalidations_ += 2;
-  }
+  if (notifier_ == nullptr) return;
+  for (fuse_ino_t dir : {kRootIno, kAllIno, kWaitIno}) notifier_->inval_entry(dir, service);
+  invalidations_ += 3;
 }
 
 std::string Filesystem::metrics_text() const {
-  return "# HELP regfs_invalidations_total Kernel cache invalidations sent.\n"
+  return "# HELP regfs_invalidations_total Kernel cache invalidations queued.\n"
          "# TYPE regfs_invalidations_total counter\n"
          "regfs_invalidations_total " + std::to_string(invalidations_) + "\n"
          "# HELP regfs_inodes Inodes the mount tracks.\n"
@@ -149,13 +137,11 @@ std::string Filesystem::metrics_text() const {
 }
 
 void Filesystem::fail_pending() {
-  inodes_.for_each([](Node& node) {
-    for (fuse_req_t req : node.getattrs) fuse_reply_err(req, EIO);
-    for (const auto& r : node.reads) fuse_reply_err(r.req, EIO);
-    node.getattrs.clear();
-    node.reads.clear();
-    node.deciding = false;
-  });
+  auto parked = std::move(lookups_);
+  lookups_.clear();
+  for (auto& [key, reqs] : parked) {
+    for (fuse_req_t req : reqs) fuse_reply_err(req, EIO);
+  }
 }
 
 Caller Filesystem::caller(fuse_req_t req) const {
@@ -167,13 +153,23 @@ Caller Filesystem::caller(fuse_req_t req) const {
   return who;
 }
 
+bool Filesystem::park_interruptible(fuse_req_t req) {
+  if (fuse_req_interrupted(req) != 0) {
+    fuse_reply_err(req, EINTR);
+    return false;
+  }
+  fuse_req_interrupt_func(
+      req, [](fuse_req_t r, void* self) { static_cast<Filesystem*>(self)->interrupted(r); }, this);
+  return true;
+}
+
 void Filesystem::interrupted(fuse_req_t req) {
-  std::size_t found = 0;
-  inodes_.for_each([&](Node& node) {
-    found += std::erase(node.getattrs, req);
-    found += std::erase_if(node.reads, [&](const PendingRead& r) { return r.req == req; });
-  });
-  if (found > 0) fuse_reply_err(req, EINTR);
+  for (auto& [key, reqs] : lookups_) {
+    if (std::erase(reqs, req) > 0) {
+      fuse_reply_err(req, EINTR);
+      return;  // the decision goes on for the others (or for nobody)
+    }
+  }
 }
 
 }  // namespace regfs::fs

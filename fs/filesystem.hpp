@@ -1,21 +1,25 @@
 // The FUSE adapter: maps kernel requests on /registry to the Backend.
 //
-// Caching is the heart of it. The session gives up open, flush and opendir
-// (the kernel then sends none), so a read the kernel can serve from its page
-// cache costs no round trip. Each file's answer is decided at getattr and
-// served at read; its mtime is a serial that changes only when the content
-// does, so the kernel (auto_inval_data) keeps pages exactly while they are
-// right. Answers that must be decided per open (rotation over several
-// instances, dot-files) carry an attribute timeout of zero; single answers
-// may be kept for as long as their verdict is fresh. Every change to a
-// service queues invalidations of exactly its inodes.
+// Caching is the heart of it (docs/DESIGN.md). The session declines open,
+// flush and opendir, so the kernel never sends them. A lookup decides the
+// answer and returns the inode of that exact content; file inodes never
+// change, so the kernel may keep their attributes and pages, and a read the
+// kernel serves from its cache costs no round trip. The entry timeout says
+// how long the name may lead to the same answer: the rest of the verdict's
+// freshness window for a single healthy instance, zero where every open must
+// decide again (rotation over several instances, dot-files, .wait). Every
+// change to a service drops exactly its entries from the kernel's cache.
 //
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <sys/stat.h>
+#include <utility>
+#include <vector>
 
 #include "backend.hpp"
 #include "core/instance.hpp"
@@ -27,8 +31,6 @@ namespace regfs::fs {
 struct MountOptions {
   gid_t writers_gid = 0;  // group that owns the writable files (0: root only)
   Limits limits;          // max_write bounds one write()
-  Duration fresh{0};      // freshness window: how long an unread answer stays good
-  Time (*now)() = nullptr;  // monotonic clock of the adapter
 };
 
 class Filesystem final : public ChangeSink {
@@ -39,7 +41,7 @@ class Filesystem final : public ChangeSink {
   // Set once the session exists; invalidations are dropped before that.
   void set_notifier(Notifier* notifier) { notifier_ = notifier; }
 
-  // ChangeSink: drop every answer and kernel cache of `service`.
+  // ChangeSink: drop the kernel's entries for `service`.
   void service_changed(const std::string& service) override;
 
   // The adapter's counters, as Prometheus text.
@@ -52,35 +54,46 @@ class Filesystem final : public ChangeSink {
   void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   void forget(fuse_ino_t ino, std::uint64_t nlookup);
   void getattr(fuse_req_t req, fuse_ino_t ino);
-  void setattr(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, int to_set);
+  void setattr(fuse_req_t req, fuse_ino_t ino, int to_set);
   void readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off);
   void read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off);
   void write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::size_t size, off_t off,
              int open_flags);
   void create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi);
   void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
-  void release(fuse_ino_t ino);
   void interrupted(fuse_req_t req);
 
  private:
-  // Attributes of a node as the kernel should see them now.
+  using Pending = std::pair<FileKind, std::string>;  // what a parked lookup asked for
+
+  // The last answer a name led to. When a lookup moves a name to another
+  // inode while the kernel still holds the old dentry, the kernel drops the
+  // dentry and looks up again at once, from the same process: that second
+  // lookup must get the same answer, or rotation would skip an instance.
+  struct LastAnswer {
+    pid_t pid = 0;
+    std::chrono::steady_clock::time_point at{};
+    fuse_ino_t ino = 0;
+    bool moved = false;
+  };
+  static constexpr std::chrono::milliseconds kRelookupWindow{2};
+  bool repeat_answer(fuse_req_t req, const Pending& key);
+
   struct stat attributes(const Node& node) const;
   void reply_entry(fuse_req_t req, Node& node, double entry_timeout);
-  // Starts deciding node's answer unless a decision is under way.
-  void decide(Node& node);
-  void decided(fuse_ino_t ino, std::uint64_t decision, Result<Answer> answer);
-  bool answer_usable(const Node& node) const;
-  void serve_read(Node& node, fuse_req_t req, std::size_t size, off_t off);
-  void answer_getattr(fuse_req_t req, Node& node);
+  // Parks `req` and starts deciding `kind` of `service` unless already under way.
+  void decide(fuse_req_t req, FileKind kind, const std::string& service);
+  void decided(const Pending& key, Result<Answer> answer);
   Caller caller(fuse_req_t req) const;
-  bool park_interruptible(fuse_req_t req, const Node& node);
+  bool park_interruptible(fuse_req_t req);
 
   Backend& backend_;
   MountOptions options_;
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
-  std::uint64_t next_decision_ = 1;
-  std::uint64_t invalidations_ = 0;  // kernel cache invalidations queued
+  std::map<Pending, std::vector<fuse_req_t>> lookups_;  // parked lookups by what they asked
+  std::map<Pending, LastAnswer> last_;                  // rotating names only
+  std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
   struct timespec started_{};
 };
 

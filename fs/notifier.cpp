@@ -12,18 +12,11 @@ Notifier::Notifier(fuse_session* se) : se_(se), thread_([this] { run(); }) {}
 
 Notifier::~Notifier() { stop(); }
 
-void Notifier::inval_inode(unsigned long ino) {
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(Item{ino, {}});
-  }
-  cv_.notify_one();
-}
-
 void Notifier::inval_entry(unsigned long parent, std::string name) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(Item{parent, std::move(name)});
+    later_.push_back(Item{parent, name, Clock::now() + kRepeatAfter});
+    now_.push_back(Item{parent, std::move(name), {}});
   }
   cv_.notify_one();
 }
@@ -32,27 +25,44 @@ void Notifier::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    later_.clear();
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
 }
 
+void Notifier::send(const Item& item) {
+  const int rc = fuse_lowlevel_notify_inval_entry(se_, item.parent, item.name.data(),
+                                                  item.name.size());
+  // ENOENT: the kernel holds no such entry, nothing to drop.
+  if (rc != 0 && rc != -ENOENT) {
+    spdlog::debug("invalidation of '{}' in {} failed: {}", item.name, item.parent, rc);
+  }
+}
+
 void Notifier::run() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, all sent
-    Item item = std::move(queue_.front());
-    queue_.pop_front();
-    lock.unlock();
-    const int rc = item.name.empty()
-                       ? fuse_lowlevel_notify_inval_inode(se_, item.ino, 0, 0)
-                       : fuse_lowlevel_notify_inval_entry(se_, item.ino, item.name.data(),
-                                                          item.name.size());
-    // ENOENT: the kernel no longer knows the inode or entry, nothing to drop.
-    if (rc != 0 && rc != -ENOENT) {
-      spdlog::debug("invalidation of inode {} '{}' failed: {}", item.ino, item.name, rc);
+    if (now_.empty() && !stopping_) {
+      if (later_.empty()) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_until(lock, later_.front().due);
+      }
     }
+    if (now_.empty() && stopping_) return;
+    Item item;
+    if (!now_.empty()) {
+      item = std::move(now_.front());
+      now_.pop_front();
+    } else if (!later_.empty() && later_.front().due <= Clock::now()) {
+      item = std::move(later_.front());
+      later_.pop_front();
+    } else {
+      continue;
+    }
+    lock.unlock();
+    send(item);
     lock.lock();
   }
 }

@@ -2,9 +2,15 @@
 //
 // An invalidation may wait on a kernel lock held by a request that waits for
 // the event loop's reply; sending it from the loop thread could deadlock, so
-// the loop only queues them here. Thread-safe: push() from any thread.
+// the loop only queues them here.
+//
+// Each entry invalidation is sent twice: at once, and again a moment later. A
+// lookup answered just before a change may have its reply turned into a
+// dentry only after the first invalidation went out; the second one drops it.
+// Thread-safe: the inval_* methods may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -17,31 +23,35 @@ namespace regfs::fs {
 
 class Notifier {
  public:
+  static constexpr std::chrono::milliseconds kRepeatAfter{20};
+
   // `se` must outlive the notifier (stop() before fuse_session_destroy).
   explicit Notifier(fuse_session* se);
   ~Notifier();
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;
 
-  // Drop the attributes and cached data of inode `ino`.
-  void inval_inode(unsigned long ino);
   // Drop the directory entry `name` in directory `parent`.
   void inval_entry(unsigned long parent, std::string name);
 
-  // Sends what is queued, then joins the thread. Idempotent.
+  // Sends what is due now, drops the repeats, joins the thread. Idempotent.
   void stop();
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Item {
-    unsigned long ino;
-    std::string name;  // empty: inode invalidation
+    unsigned long parent;
+    std::string name;
+    Clock::time_point due;
   };
   void run();
+  void send(const Item& item);
 
   fuse_session* se_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> queue_;  // guarded by mu_
+  std::deque<Item> now_;    // guarded by mu_
+  std::deque<Item> later_;  // guarded by mu_; due times in order
   bool stopping_ = false;   // guarded by mu_
   std::thread thread_;
 };

@@ -51,9 +51,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   guarded(req, [&](Filesystem& fs) { fs.getattr(req, ino); });
 }
 
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* /*attr*/, int to_set,
                 fuse_file_info* /*fi*/) {
-  guarded(req, [&](Filesystem& fs) { fs.setattr(req, ino, attr, to_set); });
+  guarded(req, [&](Filesystem& fs) { fs.setattr(req, ino, to_set); });
 }
 
 // Declining open, opendir and flush tells the kernel never to send them
@@ -70,8 +70,7 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
   fuse_reply_err(req, ENOSYS);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  fs_of(req).release(ino);
+void op_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
   fuse_reply_err(req, 0);
 }
 

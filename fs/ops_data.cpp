@@ -9,16 +9,13 @@
 namespace regfs::fs {
 
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
-  Node* node = inodes_.find(ino);
+  const Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (node->type != NodeType::file) return (void)fuse_reply_err(req, EISDIR);
-  // A read past the start continues the answer the first read began.
-  if ((off > 0 && node->have_answer) || answer_usable(*node)) {
-    return serve_read(*node, req, size, off);
-  }
-  if (node->kind == FileKind::wait && !park_interruptible(req, *node)) return;
-  node->reads.push_back(PendingRead{req, size, off});
-  decide(*node);
+  if (node->error != 0) return (void)fuse_reply_err(req, node->error);
+  const auto total = node->content.size();
+  const auto start = std::min<std::size_t>(static_cast<std::size_t>(off), total);
+  fuse_reply_buf(req, node->content.data() + start, std::min(size, total - start));
 }
 
 void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::size_t size,
@@ -29,9 +26,11 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
     return (void)fuse_reply_err(req, EPERM);
   }
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
+  // The kernel copied the written bytes into its pages of this inode.
+  ++node->serial;
   if (size > options_.limits.max_write) return (void)fuse_reply_err(req, EFBIG);
   // `>` writes at offset 0 and replaces; `>>` and later writes of the same
-  // handle add (see docs/INTERFACES.md).
+  // handle add (docs/INTERFACES.md).
   const bool append = (open_flags & O_APPEND) != 0 || off > 0;
   const Status st = backend_.write(node->service, std::string_view(buf, size), append);
   if (!st.ok()) return (void)fuse_reply_err(req, to_errno(st.error().code));
@@ -39,7 +38,7 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
 }
 
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
-  Node* node = inodes_.find(ino);
+  const Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (node->type == NodeType::file) return (void)fuse_reply_err(req, ENOTDIR);
 
@@ -52,8 +51,8 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
   if (node->type == NodeType::root) {
     entries.push_back({".all", kAllIno, S_IFDIR});
     entries.push_back({".wait", kWaitIno, S_IFDIR});
-    entries.push_back({".status.json", kStatusIno, S_IFREG});
-    entries.push_back({".metrics", kMetricsIno, S_IFREG});
+    entries.push_back({".status.json", 0, S_IFREG});
+    entries.push_back({".metrics", 0, S_IFREG});
   }
   if (node->type != NodeType::dir_wait) {
     for (auto& service : backend_.list()) entries.push_back({std::move(service), 0, S_IFREG});
@@ -63,7 +62,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
   std::size_t used = 0;
   for (auto i = static_cast<std::size_t>(off); i < entries.size(); ++i) {
     struct stat st{};
-    st.st_ino = entries[i].ino != 0 ? entries[i].ino : 0xffffffffU;  // unknown until lookup
+    st.st_ino = entries[i].ino != 0 ? entries[i].ino : 0xffffffffU;  // decided at lookup
     st.st_mode = entries[i].mode;
     const std::size_t need =
         fuse_add_direntry(req, buf.data() + used, size - used, entries[i].name.c_str(), &st,

@@ -96,8 +96,6 @@ int run(const regfs::Options& opt) {
   fs::MountOptions mount_options;
   mount_options.writers_gid = config.writers_gid;
   mount_options.limits = config.limits;
-  mount_options.fresh = config.fresh;
-  mount_options.now = &steady_now;
   fs::Filesystem filesystem(node, mount_options);
   node.add_sink(&filesystem);
   node.add_metrics([&filesystem] { return filesystem.metrics_text(); });
