@@ -1,0 +1,43 @@
+// Tuning of the cluster core. Defaults are a LAN profile: faster than
+// memberlist's LAN defaults (1 s probes) because regfs promises that a dead
+// owner's instances vanish within seconds; see docs/PROTOCOL.md for the
+// reasoning and docs/BENCHMARKS.md for what they measure to.
+#pragma once
+
+#include <cstddef>
+
+#include "cluster/codec.hpp"
+#include "core/instance.hpp"
+#include "core/time.hpp"
+
+namespace regfs::cluster {
+
+struct Config {
+  // Failure detection (SWIM + Lifeguard).
+  Duration probe_interval = milliseconds(200);  // one probe per interval, round robin
+  Duration probe_timeout = milliseconds(100);   // direct ack wait before indirect probes
+  int indirect_checks = 3;                      // k members asked to probe for us
+  int suspicion_mult = 4;                       // min suspicion = mult * log10(n) * interval
+  int suspicion_max_mult = 6;                   // max suspicion = max_mult * min
+  int awareness_max = 8;                        // Lifeguard local health multiplier bound
+
+  // Dissemination.
+  Duration gossip_interval = milliseconds(20);  // retransmission rounds while rumors remain
+  int gossip_fanout = 3;                        // peers per round
+  int change_fanout = 4;                        // peers a fresh rumor is pushed to at once
+  int retransmit_mult = 4;                      // a rumor goes out mult * ceil(log10(n+1)) times
+  Duration gossip_to_dead = seconds(30);        // dead members still get gossip this long
+
+  // Anti-entropy.
+  Duration push_pull_interval = seconds(30);    // scaled up beyond 32 members, as memberlist does
+  Duration rejoin_interval = seconds(30);       // seeds are contacted again this often
+
+  // Memory of what is gone.
+  Duration tombstone_ttl = std::chrono::minutes(5);         // removed services and departed nodes
+  Duration purge_interval = seconds(5);
+
+  WireLimits wire;
+  Limits limits;
+};
+
+}  // namespace regfs::cluster

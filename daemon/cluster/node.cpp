@@ -1,0 +1,293 @@
+#include "cluster/node.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cluster/codec.hpp"
+
+namespace regfs::cluster {
+
+Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now)
+    : cfg_(std::move(config)),
+      self_(std::move(self)),
+      rng_(seed),
+      awareness_(cfg_.awareness_max),
+      store_(self_) {
+  members_[self_.name] = Member{self_, std::move(addr), 0, MemberState::alive, now};
+  // Spread phases so that nodes started together do not probe in lockstep.
+  next_probe_ = now + Duration(static_cast<Duration::rep>(
+                          random(static_cast<std::uint64_t>(cfg_.probe_interval.count()))));
+  push_pull_next_ = now + cfg_.push_pull_interval +
+                    Duration(static_cast<Duration::rep>(random(
+                        static_cast<std::uint64_t>(cfg_.push_pull_interval.count()))));
+  rejoin_next_ = now + cfg_.rejoin_interval;
+  purge_next_ = now + cfg_.purge_interval;
+  queue_rumor("m/" + self_.name, Alive{self_, 0, me().addr});
+  urgent_ = false;
+}
+
+// --- the daemon's side ---
+
+Status Node::set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances) {
+  if (!valid_service_name(service)) {
+    return Error{Errc::invalid_name, "bad service name"};
+  }
+  if (instances.size() > cfg_.limits.max_instances_per_service) {
+    return Error{Errc::too_many_instances, "over " +
+                 std::to_string(cfg_.limits.max_instances_per_service) + " instances"};
+  }
+  for (const auto& s : instances) {
+    if (s.endpoint.host.size() > kMaxHostName || s.check.path.size() > kMaxCheckPath) {
+      return Error{Errc::invalid_line, "endpoint or check path too long"};
+    }
+  }
+  const auto* current = store_.entry(self_.name, service);
+  if (current == nullptr && instances.empty()) return ok_status();
+  if (current != nullptr && *current == instances) return ok_status();
+  if (current == nullptr && store_.services().size() >= cfg_.limits.max_services_per_node) {
+    std::size_t own = 0;
+    for (const auto& s : store_.services()) own += store_.entry(self_.name, s) != nullptr;
+    if (own >= cfg_.limits.max_services_per_node) {
+      return Error{Errc::too_many_services, "over the services-per-node limit"};
+    }
+  }
+  Entry e = store_.set_own(service, std::move(instances), now, events_.services);
+  spread_entry(now, e);
+  return ok_status();
+}
+
+void Node::join(Time now, std::vector<PeerAddr> seeds) {
+  for (auto& s : seeds) {
+    if (s == me().addr) continue;
+    if (std::find(seeds_.begin(), seeds_.end(), s) == seeds_.end()) seeds_.push_back(s);
+    start_sync(now, s);
+  }
+  rejoin_next_ = now + cfg_.rejoin_interval;
+}
+
+void Node::leave(Time now) {
+  if (leaving_) return;
+  leaving_ = true;
+  Member& m = me();
+  m.state = MemberState::left;
+  m.since = now;
+  queue_rumor("m/" + self_.name, Dead{self_, m.incarnation, self_.name, true});
+  gossip(now, cfg_.change_fanout * 2);
+}
+
+// --- the transport's side ---
+
+void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> bytes) {
+  stats_.frames_in++;
+  stats_.bytes_in += bytes.size();
+  auto decoded = decode_frame(bytes, cfg_.wire);
+  if (!decoded.ok()) {
+    stats_.bad_frames++;
+    return;
+  }
+  Frame& f = decoded.value();
+  if (f.sender.name == self_.name) return;  // our own echo, or a namesake
+  // Membership first, so that entries of a node that just came back are
+  // accepted in the same frame.
+  std::vector<OriginDigest> reply_to;
+  bool stage2 = false;
+  for (const auto& m : f.messages) {
+    if (const auto* a = std::get_if<Alive>(&m)) on_alive(now, *a);
+    else if (const auto* s = std::get_if<Suspect>(&m)) on_suspect(now, *s);
+    else if (const auto* d = std::get_if<Dead>(&m)) on_dead(now, *d);
+    else if (const auto* st = std::get_if<SyncState>(&m)) {
+      merge(now, f.sender.name, st->members);
+      stage2 = stage2 || st->stage == 2;
+    }
+  }
+  for (const auto& m : f.messages) {
+    if (const auto* p = std::get_if<Ping>(&m)) on_ping(now, from, *p);
+    else if (const auto* pr = std::get_if<PingReq>(&m)) on_ping_req(now, from, *pr);
+    else if (const auto* a = std::get_if<Ack>(&m)) on_ack(now, a->seq);
+    else if (const auto* n = std::get_if<Nack>(&m)) on_nack(n->seq);
+    else if (const auto* e = std::get_if<Entry>(&m)) on_entry(now, *e);
+    else if (const auto* h = std::get_if<SyncHello>(&m)) on_sync_hello(now, from, *h);
+    else if (const auto* st = std::get_if<SyncState>(&m)) on_sync_state(now, from, *st, reply_to);
+    else if (const auto* c = std::get_if<OriginChunk>(&m)) store_.apply(*c, now, events_.services);
+  }
+  if (stage2) {
+    // The opener sent its state with what we lacked; answer with what it lacks.
+    auto chunks = store_.chunks_for(reply_to);
+    if (!chunks.empty()) {
+      std::vector<Message> out(chunks.begin(), chunks.end());
+      send_stream(from, std::move(out));
+    }
+  }
+}
+
+void Node::tick(Time now) {
+  probe_tick(now);
+  suspicion_tick(now);
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    if (it->second.deadline > now) { ++it; continue; }
+    send_packet(it->second.requester, Nack{it->second.requester_seq});
+    it = relays_.erase(it);
+  }
+  if (urgent_) {
+    urgent_ = false;
+    gossip(now, cfg_.change_fanout);
+    gossip_next_ = now + cfg_.gossip_interval;
+  } else if (!broadcasts_.empty() && now >= gossip_next_) {
+    gossip(now, cfg_.gossip_fanout);
+    gossip_next_ = now + cfg_.gossip_interval;
+  }
+  if (now >= push_pull_next_) {
+    push_pull_next_ = now + push_pull_interval();
+    auto targets = pick(1, "", random(4) == 0);
+    if (!targets.empty() && !leaving_) start_sync(now, targets.front()->addr);
+  }
+  if (now >= rejoin_next_) {
+    rejoin_next_ = now + cfg_.rejoin_interval;
+    if (!seeds_.empty() && !leaving_) start_sync(now, seeds_[random(seeds_.size())]);
+  }
+  if (now >= purge_next_) {
+    purge_next_ = now + cfg_.purge_interval;
+    store_.purge(now, now - cfg_.tombstone_ttl);
+    for (auto it = members_.begin(); it != members_.end();) {
+      const Member& m = it->second;
+      const bool gone = m.state == MemberState::dead || m.state == MemberState::left;
+      if (gone && m.id != self_ && m.since + cfg_.tombstone_ttl <= now) {
+        it = members_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    peers_dirty_ = true;
+  }
+}
+
+Time Node::next_deadline() const {
+  Time t = std::min({push_pull_next_, purge_next_});
+  if (!seeds_.empty()) t = std::min(t, rejoin_next_);
+  if (urgent_) return Time{};  // a fresh rumor goes out at once
+  if (!broadcasts_.empty()) t = std::min(t, gossip_next_);
+  if (probe_.active) {
+    t = std::min(t, probe_.indirect ? probe_.end : probe_.direct_deadline);
+  } else {
+    t = std::min(t, next_probe_);
+  }
+  for (const auto& [_, r] : relays_) t = std::min(t, r.deadline);
+  for (const auto& [_, s] : suspicions_) t = std::min(t, s.deadline());
+  return t;
+}
+
+std::vector<Outgoing> Node::take_outgoing() { return std::exchange(outbox_, {}); }
+Events Node::take_events() { return std::exchange(events_, {}); }
+
+std::vector<MemberInfo> Node::members() const {
+  std::vector<MemberInfo> out;
+  for (const auto& [_, m] : members_) out.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
+  return out;
+}
+
+std::size_t Node::live_members() const {
+  std::size_t n = 0;
+  for (const auto& [_, m] : members_) {
+    n += m.state == MemberState::alive || m.state == MemberState::suspect;
+  }
+  return n;
+}
+
+// --- plumbing ---
+
+std::uint64_t Node::random(std::uint64_t below) { return below == 0 ? 0 : rng_() % below; }
+
+void Node::refresh_peers() {
+  if (!peers_dirty_) return;
+  peers_dirty_ = false;
+  peers_.clear();
+  recent_dead_.clear();
+  for (const auto& [name, m] : members_) {
+    if (name == self_.name) continue;
+    if (m.state == MemberState::alive || m.state == MemberState::suspect) {
+      peers_.push_back(name);
+    } else if (m.state == MemberState::dead) {
+      recent_dead_.push_back(name);
+    }
+  }
+}
+
+std::vector<const Node::Member*> Node::pick(std::size_t k, const std::string& exclude,
+                                            bool with_dead) {
+  refresh_peers();
+  const auto& pool = with_dead && !recent_dead_.empty() ? recent_dead_ : peers_;
+  std::vector<const Member*> out;
+  const std::size_t n = pool.size();
+  if (n == 0) return out;
+  // Partial Fisher-Yates over indices, without copying the pool.
+  std::map<std::size_t, std::size_t> swapped;
+  auto at = [&](std::size_t i) { auto it = swapped.find(i); return it == swapped.end() ? i : it->second; };
+  for (std::size_t i = 0; i < n && out.size() < k; ++i) {
+    const std::size_t j = i + random(n - i);
+    const std::size_t picked = at(j);
+    swapped[j] = at(i);
+    const auto& name = pool[picked];
+    if (name == exclude) continue;
+    const Member& m = members_.at(name);
+    out.push_back(&m);
+  }
+  return out;
+}
+
+void Node::send(const PeerAddr& to, Channel ch, std::vector<std::uint8_t> bytes) {
+  stats_.frames_out++;
+  stats_.bytes_out += bytes.size();
+  outbox_.push_back(Outgoing{to, ch, std::move(bytes)});
+}
+
+void Node::send_packet(const PeerAddr& to, const Message& m) {
+  auto bytes = encode_header(Channel::packet, self_);
+  auto body = encode_message(m);
+  bytes.insert(bytes.end(), body.begin(), body.end());
+  if (bytes.size() < cfg_.wire.max_packet) {
+    broadcasts_.pack(bytes, cfg_.wire.max_packet - bytes.size(), retransmit_limit());
+  }
+  send(to, Channel::packet, std::move(bytes));
+}
+
+void Node::send_stream(const PeerAddr& to, std::vector<Message> ms) {
+  send(to, Channel::stream, encode_frame(Channel::stream, self_, ms));
+}
+
+void Node::queue_rumor(std::string key, const Message& m) {
+  auto bytes = encode_message(m);
+  if (bytes.size() + 64 > cfg_.wire.max_packet) return;  // too big for gossip; push-pull carries it
+  broadcasts_.queue(std::move(key), std::move(bytes));
+  urgent_ = true;
+}
+
+void Node::gossip(Time now, int fanout) {
+  if (broadcasts_.empty()) return;
+  refresh_peers();
+  auto targets = pick(static_cast<std::size_t>(fanout), "", false);
+  // Members declared dead recently still hear rumors, so they can refute.
+  if (!recent_dead_.empty()) {
+    const Member& d = members_.at(recent_dead_[random(recent_dead_.size())]);
+    if (d.since + cfg_.gossip_to_dead > now) targets.push_back(&d);
+  }
+  for (const Member* t : targets) {
+    auto bytes = encode_header(Channel::packet, self_);
+    const std::size_t header = bytes.size();
+    broadcasts_.pack(bytes, cfg_.wire.max_packet - header, retransmit_limit());
+    if (bytes.size() == header) break;
+    send(t->addr, Channel::packet, std::move(bytes));
+  }
+}
+
+int Node::retransmit_limit() {
+  refresh_peers();
+  const double n = static_cast<double>(peers_.size() + 1);
+  return cfg_.retransmit_mult * static_cast<int>(std::ceil(std::log10(n + 1.0)));
+}
+
+void Node::member_event(const Member& m) {
+  events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
+  peers_dirty_ = true;
+}
+
+}  // namespace regfs::cluster

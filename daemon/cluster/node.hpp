@@ -1,0 +1,189 @@
+// One daemon's cluster core: SWIM membership with Lifeguard, and replication
+// of the registry (push on change, gossip, push-pull anti-entropy).
+//
+// Pure: no sockets, no clock, no threads. The caller (the daemon's transport,
+// or the simulator) passes the current time into every call, delivers what
+// arrives with `handle`, calls `tick` when `next_deadline()` has come, and
+// after each call drains `take_outgoing()` (frames to send) and
+// `take_events()` (what changed). All randomness comes from `seed`.
+//
+// Not thread-safe: one thread (the daemon's event loop) owns a Node.
+// Errors: `set_service` refuses bad input with a Status and changes nothing;
+// `handle` drops frames it cannot decode (counted in stats()).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/broadcasts.hpp"
+#include "cluster/config.hpp"
+#include "cluster/lifeguard.hpp"
+#include "cluster/messages.hpp"
+#include "cluster/store.hpp"
+#include "core/result.hpp"
+
+namespace regfs::cluster {
+
+struct Outgoing {
+  PeerAddr to;
+  Channel channel = Channel::packet;  // packet: one datagram; stream: one TCP frame
+  std::vector<std::uint8_t> bytes;    // plaintext frame; the transport seals it
+};
+
+struct MemberInfo {
+  NodeId id;
+  PeerAddr addr;
+  std::uint32_t incarnation = 0;
+  MemberState state = MemberState::alive;
+  Time since{};  // when this node saw the state begin
+};
+
+struct Events {
+  Changes services;                 // {service, origin}: re-read with instances()
+  std::vector<MemberInfo> members;  // members whose state, life or address changed
+};
+
+struct Stats {
+  std::uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t bad_frames = 0, probes = 0, probe_failures = 0, refutations = 0;
+  std::uint64_t syncs_started = 0, syncs_full = 0;
+};
+
+class Node {
+ public:
+  Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now);
+
+  // --- the daemon's side ---
+  // Replaces this node's instances of `service`; empty removes them.
+  Status set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances);
+  // Contacts `seeds` now and again every rejoin_interval, so that halves
+  // started apart merge. Addresses equal to this node's own are ignored.
+  void join(Time now, std::vector<PeerAddr> seeds);
+  // Says goodbye: peers drop this node's instances at once. Keep delivering
+  // and ticking for a few gossip intervals, then stop.
+  void leave(Time now);
+
+  // --- the transport's side ---
+  void handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> frame);
+  void tick(Time now);
+  // When `tick` is due next; a time in the past means at once.
+  Time next_deadline() const;
+  std::vector<Outgoing> take_outgoing();
+  Events take_events();
+
+  // --- look-ups (valid until the next non-const call) ---
+  // Origins with live instances of `service`, in name order; instances of one.
+  std::vector<std::string> holders(std::string_view service) const { return store_.holders(service); }
+  const std::vector<InstanceSpec>* instances(std::string_view origin, std::string_view service) const {
+    return store_.entry(origin, service);
+  }
+  std::vector<std::string> services() const { return store_.services(); }
+  std::vector<MemberInfo> members() const;
+  const NodeId& self() const { return self_; }
+  std::uint32_t incarnation() const { return me().incarnation; }
+  int awareness() const { return awareness_.score(); }
+  const Stats& stats() const { return stats_; }
+  const Store& store() const { return store_; }
+  std::size_t live_members() const;  // alive or suspect, this node included
+
+ private:
+  struct Member {
+    NodeId id;
+    PeerAddr addr;
+    std::uint32_t incarnation = 0;
+    MemberState state = MemberState::alive;
+    Time since{};
+  };
+  struct Probe {
+    bool active = false;
+    bool indirect = false;
+    std::uint32_t seq = 0;
+    NodeId target;
+    Time direct_deadline{}, end{};
+    int expected_nacks = 0, nacks = 0;
+  };
+  struct Relay {
+    PeerAddr requester;
+    std::uint32_t requester_seq = 0;
+    Time deadline{};
+  };
+
+  // node.cpp: plumbing
+  Member& me() { return members_.at(self_.name); }
+  const Member& me() const { return members_.at(self_.name); }
+  std::uint64_t random(std::uint64_t below);
+  std::vector<const Member*> pick(std::size_t k, const std::string& exclude, bool with_dead);
+  void refresh_peers();
+  void send(const PeerAddr& to, Channel ch, std::vector<std::uint8_t> bytes);
+  void send_packet(const PeerAddr& to, const Message& m);
+  void send_stream(const PeerAddr& to, std::vector<Message> ms);
+  void queue_rumor(std::string key, const Message& m);
+  void gossip(Time now, int fanout);
+  int retransmit_limit();
+  void member_event(const Member& m);
+
+  // node_probe.cpp: failure detection
+  void probe_tick(Time now);
+  void start_probe(Time now);
+  void on_ping(Time now, const PeerAddr& from, const Ping& m);
+  void on_ping_req(Time now, const PeerAddr& from, const PingReq& m);
+  void on_ack(Time now, std::uint32_t seq);
+  void on_nack(std::uint32_t seq);
+
+  // node_members.cpp: rumors
+  void on_alive(Time now, const Alive& m);
+  void on_suspect(Time now, const Suspect& m);
+  void on_dead(Time now, const Dead& m);
+  void refute(Time now, std::uint32_t accused, bool was_dead);
+  void suspicion_tick(Time now);
+  void depart(Time now, Member& m);
+  Duration suspicion_min() const;
+
+  // node_sync.cpp: registry and push-pull
+  void on_entry(Time now, const Entry& e);
+  void on_sync_hello(Time now, const PeerAddr& from, const SyncHello& m);
+  void on_sync_state(Time now, const PeerAddr& from, const SyncState& m,
+                     std::vector<OriginDigest>& reply_to);
+  void merge(Time now, const std::string& sender, const std::vector<MemberRecord>& records);
+  void start_sync(Time now, const PeerAddr& to);
+  SyncState state(std::uint8_t stage) const;
+  std::uint64_t members_hash() const;
+  void spread_entry(Time now, const Entry& e);
+  Duration push_pull_interval() const;
+
+  Config cfg_;
+  NodeId self_;
+  std::mt19937_64 rng_;
+  std::map<std::string, Member, std::less<>> members_;
+  std::vector<std::string> peers_;        // alive or suspect, not self (sampling)
+  std::vector<std::string> recent_dead_;  // dead within gossip_to_dead (sampling)
+  bool peers_dirty_ = true;
+  std::vector<std::string> probe_order_;
+  std::size_t probe_pos_ = 0;
+  Probe probe_;
+  Time next_probe_{};
+  std::uint32_t next_seq_ = 1;
+  std::map<std::uint32_t, Relay> relays_;
+  std::map<std::string, Suspicion, std::less<>> suspicions_;
+  Awareness awareness_;
+  Broadcasts broadcasts_;
+  bool urgent_ = false;
+  Time gossip_next_{};
+  Time push_pull_next_{};
+  Time rejoin_next_{};
+  Time purge_next_{};
+  std::vector<PeerAddr> seeds_;
+  bool leaving_ = false;
+  Store store_;
+  std::vector<Outgoing> outbox_;
+  Events events_;
+  Stats stats_;
+};
+
+}  // namespace regfs::cluster

@@ -1,0 +1,145 @@
+// Membership rumors: alive, suspect, dead/left, with incarnation numbers
+// inside a generation and generations across restarts. A node refutes
+// suspicion or death of its own current life by raising its incarnation.
+#include <algorithm>
+#include <cmath>
+
+#include "cluster/node.hpp"
+
+namespace regfs::cluster {
+namespace {
+bool live(MemberState s) { return s == MemberState::alive || s == MemberState::suspect; }
+}  // namespace
+
+Duration Node::suspicion_min() const {
+  const double n = static_cast<double>(std::max<std::size_t>(1, live_members()));
+  const double scale = std::max(1.0, std::log10(n));
+  return Duration(static_cast<Duration::rep>(cfg_.suspicion_mult * scale *
+                                             static_cast<double>(cfg_.probe_interval.count())));
+}
+
+void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
+  Member& m = me();
+  if (leaving_) return;
+  m.incarnation = std::max(m.incarnation, accused) + 1;
+  stats_.refutations++;
+  awareness_.apply(1);
+  queue_rumor("m/" + self_.name, Alive{self_, m.incarnation, m.addr});
+  if (was_dead) {
+    // Peers dropped our entries: announce them again and sync soon.
+    for (const auto& e : store_.own_entries()) {
+      queue_rumor("e/" + self_.name + "/" + e.service, e);
+    }
+    push_pull_next_ = now;
+  }
+}
+
+void Node::on_alive(Time now, const Alive& a) {
+  if (a.node.name == self_.name) {
+    if (a.node.generation == self_.generation && a.incarnation > me().incarnation) {
+      refute(now, a.incarnation, false);  // someone speaks for us: outbid it
+    }
+    return;
+  }
+  if (members_.find(a.node.name) == members_.end() && store_.departed(a.node)) {
+    return;  // late gossip about a life that already ended and was forgotten
+  }
+  auto [it, fresh] = members_.try_emplace(a.node.name);
+  Member& m = it->second;
+  if (fresh) {
+    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
+  } else if (a.node.generation > m.id.generation) {
+    // A restart: the new life supersedes the old one and all it registered.
+    store_.depart(m.id, now + cfg_.tombstone_ttl, events_.services);
+    suspicions_.erase(m.id.name);
+    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
+  } else if (a.node.generation < m.id.generation || a.incarnation <= m.incarnation) {
+    return;
+  } else {
+    if (m.state == MemberState::dead || m.state == MemberState::left) store_.revive(m.id);
+    suspicions_.erase(m.id.name);
+    m.incarnation = a.incarnation;
+    m.addr = a.addr;
+    if (m.state != MemberState::alive) m.since = now;
+    m.state = MemberState::alive;
+  }
+  member_event(m);
+  queue_rumor("m/" + m.id.name, a);
+}
+
+void Node::on_suspect(Time now, const Suspect& s) {
+  if (s.node.name == self_.name) {
+    if (s.node.generation == self_.generation && s.incarnation >= me().incarnation) {
+      refute(now, s.incarnation, false);
+    }
+    return;
+  }
+  auto it = members_.find(s.node.name);
+  if (it == members_.end()) return;
+  Member& m = it->second;
+  if (m.id != s.node || s.incarnation < m.incarnation || !live(m.state)) return;
+  if (m.state == MemberState::suspect && s.incarnation == m.incarnation) {
+    auto sus = suspicions_.find(m.id.name);
+    if (sus != suspicions_.end() && sus->second.confirm(s.from)) {
+      queue_rumor("m/" + m.id.name, s);
+    }
+    return;
+  }
+  m.incarnation = s.incarnation;
+  m.state = MemberState::suspect;
+  m.since = now;
+  const std::size_t n = live_members();
+  int k = cfg_.suspicion_mult - 2;
+  if (n < static_cast<std::size_t>(k) + 2) k = 0;
+  const Duration min = suspicion_min();
+  suspicions_.erase(m.id.name);
+  suspicions_.emplace(m.id.name, Suspicion(now, min, min * cfg_.suspicion_max_mult, k, s.from));
+  member_event(m);
+  queue_rumor("m/" + m.id.name, s);
+}
+
+void Node::on_dead(Time now, const Dead& d) {
+  if (d.node.name == self_.name) {
+    if (d.node.generation == self_.generation && d.incarnation >= me().incarnation && !d.left) {
+      refute(now, d.incarnation, true);
+    }
+    return;
+  }
+  auto it = members_.find(d.node.name);
+  if (it == members_.end()) {
+    if (!d.left) return;
+    // A goodbye from a node we never met: remember it so its entries stay out.
+    store_.depart(d.node, now + cfg_.tombstone_ttl, events_.services);
+    return;
+  }
+  Member& m = it->second;
+  if (m.id.generation > d.node.generation) return;
+  if (m.id.generation == d.node.generation) {
+    if (d.incarnation < m.incarnation || !live(m.state)) return;
+  } else {
+    m.id = d.node;  // the death of a life newer than the one we knew
+  }
+  m.incarnation = d.incarnation;
+  m.state = d.left ? MemberState::left : MemberState::dead;
+  depart(now, m);
+  queue_rumor("m/" + m.id.name, d);
+}
+
+void Node::depart(Time now, Member& m) {
+  m.since = now;
+  suspicions_.erase(m.id.name);
+  store_.depart(m.id, now + cfg_.tombstone_ttl, events_.services);
+  member_event(m);
+}
+
+void Node::suspicion_tick(Time now) {
+  for (auto it = suspicions_.begin(); it != suspicions_.end();) {
+    if (it->second.deadline() > now) { ++it; continue; }
+    auto m = members_.find(it->first);
+    it = suspicions_.erase(it);
+    if (m == members_.end() || m->second.state != MemberState::suspect) continue;
+    on_dead(now, Dead{m->second.id, m->second.incarnation, self_.name, false});
+  }
+}
+
+}  // namespace regfs::cluster

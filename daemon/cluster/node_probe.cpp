@@ -1,0 +1,97 @@
+// SWIM failure detection: one probe per interval, round robin over a
+// shuffled member list; a missed direct ack asks k members to probe
+// indirectly; a probe that ends without any ack raises a suspicion.
+// Lifeguard: timeouts stretch with this node's awareness score, and missing
+// nacks from the indirect helpers count against this node, not the target.
+#include <algorithm>
+
+#include "cluster/node.hpp"
+
+namespace regfs::cluster {
+
+void Node::probe_tick(Time now) {
+  if (probe_.active && !probe_.indirect && now >= probe_.direct_deadline) {
+    probe_.indirect = true;
+    auto target = members_.find(probe_.target.name);
+    if (target == members_.end()) {
+      probe_.active = false;
+    } else {
+      const PeerAddr addr = target->second.addr;
+      auto helpers = pick(static_cast<std::size_t>(cfg_.indirect_checks), probe_.target.name, false);
+      probe_.expected_nacks = static_cast<int>(helpers.size());
+      for (const Member* h : helpers) send_packet(h->addr, PingReq{probe_.seq, probe_.target, addr});
+    }
+  }
+  if (probe_.active && probe_.indirect && now >= probe_.end) {
+    probe_.active = false;
+    stats_.probe_failures++;
+    int delta = 1;
+    if (probe_.expected_nacks > 0) delta = std::max(0, probe_.expected_nacks - probe_.nacks);
+    awareness_.apply(delta);
+    auto it = members_.find(probe_.target.name);
+    if (it != members_.end() && it->second.id == probe_.target &&
+        (it->second.state == MemberState::alive || it->second.state == MemberState::suspect)) {
+      on_suspect(now, Suspect{it->second.id, it->second.incarnation, self_.name});
+    }
+  }
+  if (!probe_.active && now >= next_probe_ && !leaving_) start_probe(now);
+}
+
+void Node::start_probe(Time now) {
+  next_probe_ = now + awareness_.scale(cfg_.probe_interval);
+  refresh_peers();
+  for (std::size_t tries = 0; tries <= probe_order_.size(); ++tries) {
+    if (probe_pos_ >= probe_order_.size()) {
+      probe_order_ = peers_;
+      for (std::size_t i = probe_order_.size(); i > 1; --i) {
+        std::swap(probe_order_[i - 1], probe_order_[random(i)]);
+      }
+      probe_pos_ = 0;
+      if (probe_order_.empty()) return;
+    }
+    const std::string& name = probe_order_[probe_pos_++];
+    auto it = members_.find(name);
+    if (it == members_.end()) continue;
+    const Member& m = it->second;
+    if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
+    stats_.probes++;
+    probe_ = Probe{};
+    probe_.active = true;
+    probe_.seq = next_seq_++;
+    probe_.target = m.id;
+    probe_.direct_deadline = now + awareness_.scale(cfg_.probe_timeout);
+    probe_.end = next_probe_;
+    send_packet(m.addr, Ping{probe_.seq, m.id});
+    return;
+  }
+}
+
+void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
+  if (m.target != self_ || leaving_) return;  // not this life: let the prober suspect it
+  send_packet(from, Ack{m.seq});
+}
+
+void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
+  if (leaving_) return;
+  const std::uint32_t seq = next_seq_++;
+  relays_[seq] = Relay{from, m.seq, now + cfg_.probe_timeout};
+  send_packet(m.addr, Ping{seq, m.target});
+}
+
+void Node::on_ack(Time, std::uint32_t seq) {
+  if (probe_.active && probe_.seq == seq) {
+    probe_.active = false;
+    awareness_.apply(-1);
+    return;
+  }
+  auto it = relays_.find(seq);
+  if (it == relays_.end()) return;
+  send_packet(it->second.requester, Ack{it->second.requester_seq});
+  relays_.erase(it);
+}
+
+void Node::on_nack(std::uint32_t seq) {
+  if (probe_.active && probe_.seq == seq) probe_.nacks++;
+}
+
+}  // namespace regfs::cluster

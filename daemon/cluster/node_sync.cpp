@@ -1,0 +1,115 @@
+// Registry dissemination and push-pull anti-entropy.
+//
+// A change is queued as a rumor and pushed to change_fanout peers at once;
+// every node that finds it new does the same, then retransmits it in gossip
+// rounds and on probe traffic until its transmit limit. Periodically a node
+// opens a push-pull with one random member: hashes first (SyncHello), full
+// state only when they differ (SyncState), then the origin chunks each side
+// lacks (OriginChunk).
+#include <algorithm>
+#include <cmath>
+
+#include "cluster/hash.hpp"
+#include "cluster/node.hpp"
+
+namespace regfs::cluster {
+
+void Node::spread_entry(Time now, const Entry& e) {
+  (void)now;
+  auto bytes = encode_message(e);
+  if (bytes.size() + 64 <= cfg_.wire.max_packet) {
+    queue_rumor("e/" + e.origin.name + "/" + e.service, e);
+    return;
+  }
+  // Too big for a datagram: push it over streams to a few peers at once;
+  // push-pull carries it to the rest.
+  OriginChunk c;
+  c.origin = e.origin;
+  c.base = e.version - 1;
+  c.upto = 0;
+  c.items.push_back({e.service, e.version, e.instances});
+  for (const Member* m : pick(static_cast<std::size_t>(cfg_.change_fanout), "", false)) {
+    send_stream(m->addr, {c});
+  }
+}
+
+void Node::on_entry(Time now, const Entry& e) {
+  if (store_.apply(e, now, events_.services)) spread_entry(now, e);
+}
+
+std::uint64_t Node::members_hash() const {
+  Fnv64 h;
+  for (const auto& [name, m] : members_) {
+    if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
+    h.add(name);
+    h.add(m.id.generation);
+    h.add(static_cast<std::uint64_t>(m.incarnation));
+  }
+  return h.value();
+}
+
+SyncState Node::state(std::uint8_t stage) const {
+  SyncState s;
+  s.stage = stage;
+  s.members.reserve(members_.size());
+  for (const auto& [_, m] : members_) s.members.push_back({m.id, m.incarnation, m.state, m.addr});
+  s.digests = store_.digests();
+  return s;
+}
+
+Duration Node::push_pull_interval() const {
+  // memberlist's scaling: beyond 32 members, one more interval per doubling.
+  const double n = static_cast<double>(live_members());
+  if (n <= 32) return cfg_.push_pull_interval;
+  const double mult = std::ceil(std::log2(n) - std::log2(32.0)) + 1.0;
+  return Duration(static_cast<Duration::rep>(mult * static_cast<double>(cfg_.push_pull_interval.count())));
+}
+
+void Node::start_sync(Time, const PeerAddr& to) {
+  stats_.syncs_started++;
+  send_stream(to, {SyncHello{members_hash(), store_.hash()}});
+}
+
+void Node::on_sync_hello(Time, const PeerAddr& from, const SyncHello& m) {
+  if (m.members_hash == members_hash() && m.registry_hash == store_.hash()) return;
+  stats_.syncs_full++;
+  send_stream(from, {state(1)});
+}
+
+void Node::on_sync_state(Time, const PeerAddr& from, const SyncState& m,
+                         std::vector<OriginDigest>& reply_to) {
+  if (m.stage == 2) {
+    reply_to = m.digests;  // answered once the whole frame is applied
+    return;
+  }
+  std::vector<Message> out;
+  out.push_back(state(2));
+  for (auto& c : store_.chunks_for(m.digests)) out.push_back(std::move(c));
+  send_stream(from, std::move(out));
+}
+
+void Node::merge(Time now, const std::string& sender, const std::vector<MemberRecord>& records) {
+  for (const auto& r : records) {
+    switch (r.state) {
+      case MemberState::alive:
+        on_alive(now, Alive{r.node, r.incarnation, r.addr});
+        break;
+      case MemberState::suspect:
+      case MemberState::dead:
+        // A remote verdict of death only makes us suspect: our own timer and
+        // the node's chance to refute decide (as memberlist does).
+        if (r.node.name == self_.name) {
+          if (r.state == MemberState::dead) on_dead(now, Dead{r.node, r.incarnation, sender, false});
+          else on_suspect(now, Suspect{r.node, r.incarnation, sender});
+        } else {
+          on_suspect(now, Suspect{r.node, r.incarnation, sender});
+        }
+        break;
+      case MemberState::left:
+        on_dead(now, Dead{r.node, r.incarnation, r.node.name, true});
+        break;
+    }
+  }
+}
+
+}  // namespace regfs::cluster

@@ -1,0 +1,249 @@
+#include "cluster/store.hpp"
+
+#include "cluster/hash.hpp"
+
+namespace regfs::cluster {
+namespace {
+constexpr std::size_t kMaxAhead = 4096;
+}
+
+void Store::index(const std::string& service, const std::string& origin, bool live) {
+  if (live) {
+    by_service_[service].insert(origin);
+    return;
+  }
+  auto it = by_service_.find(service);
+  if (it == by_service_.end()) return;
+  it->second.erase(origin);
+  if (it->second.empty()) by_service_.erase(it);
+}
+
+void Store::saw(Origin& o, std::uint64_t version) {
+  if (version > o.max) o.max = version;
+  if (version <= o.complete) return;
+  if (version == o.complete + 1) {
+    o.complete = version;
+  } else if (o.ahead.size() < kMaxAhead) {
+    o.ahead.insert(version);
+  }
+  advance(o);
+}
+
+void Store::advance(Origin& o) {
+  while (!o.ahead.empty() && *o.ahead.begin() <= o.complete + 1) {
+    o.complete = std::max(o.complete, *o.ahead.begin());
+    o.ahead.erase(o.ahead.begin());
+  }
+}
+
+void Store::put(const std::string& origin, Origin& o, const std::string& service,
+                std::uint64_t version, std::vector<InstanceSpec> instances, Time now,
+                Changes& changes) {
+  auto [it, fresh] = o.entries.try_emplace(service);
+  Stored& s = it->second;
+  const bool was_live = !fresh && !s.instances.empty();
+  const bool live = !instances.empty();
+  const bool differs = s.instances != instances;
+  s.version = version;
+  s.instances = std::move(instances);
+  s.removed_at = live ? Time{} : now;
+  if (was_live != live) index(service, origin, live);
+  if (differs) changes.push_back({service, origin});
+}
+
+void Store::erase_origin(std::map<std::string, Origin, std::less<>>::iterator it,
+                         Changes& changes) {
+  for (auto& [service, s] : it->second.entries) {
+    if (s.instances.empty()) continue;
+    index(service, it->first, false);
+    changes.push_back({service, it->first});
+  }
+  origins_.erase(it);
+}
+
+Store::Origin* Store::origin_for(const NodeId& id, Changes& changes) {
+  if (id.name == self_.name) return nullptr;  // only this node writes its own entries
+  if (departed(id)) return nullptr;
+  auto it = origins_.find(id.name);
+  if (it != origins_.end()) {
+    if (it->second.generation > id.generation) return nullptr;
+    if (it->second.generation == id.generation) return &it->second;
+    erase_origin(it, changes);  // a new life supersedes the old one
+  }
+  Origin& o = origins_[id.name];
+  o.generation = id.generation;
+  return &o;
+}
+
+Entry Store::set_own(std::string_view service, std::vector<InstanceSpec> instances, Time now,
+                     Changes& changes) {
+  Origin& o = origins_[self_.name];
+  o.generation = self_.generation;
+  const std::uint64_t version = o.max + 1;
+  std::string name(service);
+  put(self_.name, o, name, version, instances, now, changes);
+  saw(o, version);
+  return Entry{self_, std::move(name), version, std::move(instances)};
+}
+
+std::vector<Entry> Store::own_entries() const {
+  std::vector<Entry> out;
+  auto it = origins_.find(self_.name);
+  if (it == origins_.end()) return out;
+  for (const auto& [service, s] : it->second.entries) {
+    if (!s.instances.empty()) out.push_back(Entry{self_, service, s.version, s.instances});
+  }
+  return out;
+}
+
+bool Store::apply(const Entry& e, Time now, Changes& changes) {
+  Origin* o = origin_for(e.origin, changes);
+  if (o == nullptr || e.version <= o->complete) return false;
+  auto it = o->entries.find(e.service);
+  const bool newer = it == o->entries.end() || it->second.version < e.version;
+  if (newer) put(e.origin.name, *o, e.service, e.version, e.instances, now, changes);
+  saw(*o, e.version);
+  return newer;
+}
+
+void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
+  Origin* o = origin_for(c.origin, changes);
+  if (o == nullptr) return;
+  const std::string& name = c.origin.name;
+  if (c.snapshot) {
+    std::set<std::string_view> listed;
+    for (const auto& item : c.items) listed.insert(item.service);
+    for (auto it = o->entries.begin(); it != o->entries.end();) {
+      if (it->second.version > c.upto || listed.count(it->first) != 0) { ++it; continue; }
+      if (!it->second.instances.empty()) {
+        index(it->first, name, false);
+        changes.push_back({it->first, name});
+      } else {
+        o->purged = std::max(o->purged, it->second.version);
+      }
+      it = o->entries.erase(it);
+    }
+    o->purged = std::max(o->purged, c.base);
+  }
+  const bool covers = c.snapshot || c.base <= o->complete;
+  for (const auto& item : c.items) {
+    if (item.version <= o->complete) continue;
+    auto it = o->entries.find(item.service);
+    if (it == o->entries.end() || it->second.version < item.version) {
+      put(name, *o, item.service, item.version, item.instances, now, changes);
+    }
+    if (!covers || item.version > c.upto) saw(*o, item.version);
+  }
+  o->max = std::max(o->max, c.upto);
+  if (covers && c.upto > o->complete) {
+    o->complete = c.upto;
+    advance(*o);
+  }
+}
+
+void Store::depart(const NodeId& origin, Time until, Changes& changes) {
+  auto& rec = departed_[origin.name];
+  if (rec.first <= origin.generation) rec = {origin.generation, until};
+  auto it = origins_.find(origin.name);
+  if (it != origins_.end() && it->second.generation <= origin.generation) erase_origin(it, changes);
+}
+
+void Store::revive(const NodeId& origin) {
+  auto it = departed_.find(origin.name);
+  if (it != departed_.end() && it->second.first <= origin.generation) departed_.erase(it);
+}
+
+bool Store::departed(const NodeId& origin) const {
+  auto it = departed_.find(origin.name);
+  return it != departed_.end() && it->second.first >= origin.generation;
+}
+
+std::vector<OriginDigest> Store::digests() const {
+  std::vector<OriginDigest> out;
+  out.reserve(origins_.size());
+  for (const auto& [name, o] : origins_) {
+    out.push_back(OriginDigest{NodeId{name, o.generation}, o.complete, o.max});
+  }
+  return out;
+}
+
+std::vector<OriginChunk> Store::chunks_for(const std::vector<OriginDigest>& peer) const {
+  std::map<std::string_view, const OriginDigest*> theirs;
+  for (const auto& d : peer) theirs[d.origin.name] = &d;
+  std::vector<OriginChunk> out;
+  for (const auto& [name, o] : origins_) {
+    auto t = theirs.find(name);
+    const OriginDigest* d = t == theirs.end() ? nullptr : t->second;
+    if (d != nullptr && d->origin.generation > o.generation) continue;
+    const bool same_life = d != nullptr && d->origin.generation == o.generation;
+    const std::uint64_t base = same_life ? d->complete : 0;
+    if (same_life && base >= o.max) continue;
+    OriginChunk c;
+    c.origin = NodeId{name, o.generation};
+    c.upto = o.complete;
+    if (!same_life || o.purged > base) {
+      c.snapshot = true;
+      c.base = o.purged;
+    } else {
+      c.base = base;
+    }
+    for (const auto& [service, s] : o.entries) {
+      if (c.snapshot || s.version > base) c.items.push_back({service, s.version, s.instances});
+    }
+    if (!c.snapshot && c.items.empty() && c.upto <= base) continue;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::uint64_t Store::hash() const {
+  Fnv64 h;
+  for (const auto& [name, o] : origins_) {
+    h.add(name);
+    h.add(o.generation);
+    h.add(o.complete);
+    h.add(o.max);
+  }
+  return h.value();
+}
+
+void Store::purge(Time now, Time before) {
+  for (auto& [name, o] : origins_) {
+    for (auto it = o.entries.begin(); it != o.entries.end();) {
+      const Stored& s = it->second;
+      if (s.instances.empty() && s.removed_at < before && s.version <= o.complete) {
+        o.purged = std::max(o.purged, s.version);
+        it = o.entries.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto it = departed_.begin(); it != departed_.end();) {
+    it = it->second.second <= now ? departed_.erase(it) : std::next(it);
+  }
+}
+
+const std::vector<InstanceSpec>* Store::entry(std::string_view origin,
+                                              std::string_view service) const {
+  auto o = origins_.find(origin);
+  if (o == origins_.end()) return nullptr;
+  auto e = o->second.entries.find(service);
+  if (e == o->second.entries.end() || e->second.instances.empty()) return nullptr;
+  return &e->second.instances;
+}
+
+std::vector<std::string> Store::holders(std::string_view service) const {
+  auto it = by_service_.find(service);
+  if (it == by_service_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::vector<std::string> Store::services() const {
+  std::vector<std::string> out;
+  out.reserve(by_service_.size());
+  for (const auto& [s, _] : by_service_) out.push_back(s);
+  return out;
+}
+
+}  // namespace regfs::cluster
