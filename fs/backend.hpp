@@ -27,9 +27,11 @@ enum class FileKind {
 // A decided answer to a read.
 struct Answer {
   std::string content;
-  // How long the kernel may keep this answer without asking again. Zero for
-  // answers that must be decided anew on every open (rotation, dot-files).
+  // How long the kernel may keep this answer without asking again (the rest
+  // of the freshness window of the verdicts behind it). Zero for dot-files.
   Duration cache_for{0};
+  // The next open should get another answer (rotation over several instances).
+  bool rotates = false;
 };
 
 // Who is asking, from the FUSE request context.

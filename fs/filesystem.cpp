@@ -65,22 +65,16 @@ void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
   if (fuse_reply_entry(req, &e) == 0) ++node.nlookup;
 }
 
-bool Filesystem::repeat_answer(fuse_req_t req, const Pending& key) {
-  const auto it = last_.find(key);
-  if (it == last_.end()) return false;
-  LastAnswer& last = it->second;
-  const bool repeat = last.moved && last.pid == fuse_req_ctx(req)->pid &&
-                      std::chrono::steady_clock::now() - last.at < kRelookupWindow;
-  Node* node = repeat ? inodes_.find(last.ino) : nullptr;
-  last.moved = false;
-  if (node == nullptr) return false;
-  reply_entry(req, *node, 0.0);
-  return true;
-}
-
 void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service) {
+  if (kind == FileKind::one) {
+    if (const auto it = repeat_.find(service); it != repeat_.end()) {
+      // The kernel refused the last answer (see forget): give it again.
+      const std::string content = std::move(it->second);
+      repeat_.erase(it);
+      if (backend_.exists(service)) return reply_entry(req, inodes_.file(kind, service, content, 0), 0.0);
+    }
+  }
   Pending key{kind, service};
-  if (kind == FileKind::one && repeat_answer(req, key)) return;
   auto& parked = lookups_[key];
   parked.push_back(req);
   if (parked.size() > 1) return;  // a decision is under way: share it
@@ -98,17 +92,9 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   if (answer.ok()) {
     Node& node = inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
                               answer->content, 0);
-    const double ttl = kind == FileKind::wait ? 0.0 : seconds(answer->cache_for);
-    if (kind == FileKind::one && ttl == 0.0) {
-      LastAnswer& last = last_[key];
-      last.moved = last.ino != node.ino;
-      last.ino = node.ino;
-      last.pid = fuse_req_ctx(parked.front())->pid;
-      last.at = std::chrono::steady_clock::now();
-    } else {
-      last_.erase(key);
-    }
-    for (fuse_req_t req : parked) reply_entry(req, node, ttl);
+    const bool per_open = kind == FileKind::wait || answer->rotates;
+    if (kind == FileKind::one && answer->rotates) rotated_[service] = node.ino;
+    for (fuse_req_t req : parked) reply_entry(req, node, per_open ? 0.0 : seconds(answer->cache_for));
     return;
   }
   const Errc code = answer.error().code;
@@ -121,7 +107,24 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   for (fuse_req_t req : parked) fuse_reply_err(req, to_errno(code));
 }
 
+void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
+  const Node* node = inodes_.find(ino);
+  if (node != nullptr && node->kind == FileKind::one && !node->read && node->nlookup <= nlookup) {
+    // A rotating name's latest answer forgotten before anything read it: the
+    // kernel looked the name up to revalidate a dentry, found another inode
+    // and refused it, and is about to look the name up again. That lookup
+    // must get this answer, or rotation would skip it.
+    if (const auto it = rotated_.find(node->service); it != rotated_.end() && it->second == ino) {
+      repeat_[node->service] = node->content;
+      rotated_.erase(it);
+    }
+  }
+  inodes_.forget(ino, nlookup);
+}
+
 void Filesystem::service_changed(const std::string& service) {
+  repeat_.erase(service);
+  rotated_.erase(service);
   if (notifier_ == nullptr) return;
   for (fuse_ino_t dir : {kRootIno, kAllIno, kWaitIno}) notifier_->inval_entry(dir, service);
   invalidations_ += 3;

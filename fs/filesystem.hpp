@@ -66,18 +66,6 @@ class Filesystem final : public ChangeSink {
  private:
   using Pending = std::pair<FileKind, std::string>;  // what a parked lookup asked for
 
-  // The last answer a name led to. When a lookup moves a name to another
-  // inode while the kernel still holds the old dentry, the kernel drops the
-  // dentry and looks up again at once, from the same process: that second
-  // lookup must get the same answer, or rotation would skip an instance.
-  struct LastAnswer {
-    pid_t pid = 0;
-    std::chrono::steady_clock::time_point at{};
-    fuse_ino_t ino = 0;
-    bool moved = false;
-  };
-  static constexpr std::chrono::milliseconds kRelookupWindow{2};
-  bool repeat_answer(fuse_req_t req, const Pending& key);
 
   struct stat attributes(const Node& node) const;
   void reply_entry(fuse_req_t req, Node& node, double entry_timeout);
@@ -92,7 +80,8 @@ class Filesystem final : public ChangeSink {
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
   std::map<Pending, std::vector<fuse_req_t>> lookups_;  // parked lookups by what they asked
-  std::map<Pending, LastAnswer> last_;                  // rotating names only
+  std::map<std::string, fuse_ino_t> rotated_;  // a rotating name's latest answer
+  std::map<std::string, std::string> repeat_;  // answers the next lookup must repeat
   std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
   struct timespec started_{};
 };

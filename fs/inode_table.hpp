@@ -39,6 +39,7 @@ struct Node {
   bool snapshot = false;  // dot-files and .all answers: unlinked (nlink 0), dropped after close
   std::uint64_t serial = 0;  // shown as mtime; bumps when a write dirtied the kernel's pages
   std::uint64_t nlookup = 0;  // kernel references (lookup/create minus forget)
+  bool read = false;          // a read reached the daemon
 };
 
 class InodeTable {

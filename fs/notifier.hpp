@@ -4,9 +4,10 @@
 // the event loop's reply; sending it from the loop thread could deadlock, so
 // the loop only queues them here.
 //
-// Each entry invalidation is sent twice: at once, and again a moment later. A
-// lookup answered just before a change may have its reply turned into a
-// dentry only after the first invalidation went out; the second one drops it.
+// An invalidation after a change is sent twice: at once, and again a moment
+// later. A lookup answered just before the change may have its reply turned
+// into a dentry only after the first invalidation went out; the second one
+// drops it.
 // Thread-safe: the inval_* methods may be called from any thread.
 #pragma once
 
@@ -31,7 +32,8 @@ class Notifier {
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;
 
-  // Drop the directory entry `name` in directory `parent`.
+  // Drop the directory entry `name` in directory `parent`, now and once
+  // more kRepeatAfter later.
   void inval_entry(unsigned long parent, std::string name);
 
   // Sends what is due now, drops the repeats, joins the thread. Idempotent.

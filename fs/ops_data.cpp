@@ -9,9 +9,10 @@
 namespace regfs::fs {
 
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
-  const Node* node = inodes_.find(ino);
+  Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (node->type != NodeType::file) return (void)fuse_reply_err(req, EISDIR);
+  node->read = true;
   if (node->error != 0) return (void)fuse_reply_err(req, node->error);
   const auto total = node->content.size();
   const auto start = std::min<std::size_t>(static_cast<std::size_t>(off), total);

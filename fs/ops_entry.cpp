@@ -39,8 +39,6 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fuse_reply_err(req, inodes_.find(parent) == nullptr ? ENOENT : ENOTDIR);
 }
 
-void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) { inodes_.forget(ino, nlookup); }
-
 void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
   if (parent != kRootIno) return (void)fuse_reply_err(req, EPERM);
   if (const int err = name_error(name)) return (void)fuse_reply_err(req, err);

@@ -104,18 +104,17 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
     fs::Answer answer{render_endpoints(*svc, plan.serve), Duration::zero()};
     const Time now = steady_now();
     if (read->kind != fs::FileKind::all) advance(*svc, plan.serve.front());
-    // A single answer may be kept while its verdicts stay fresh; an answer
-    // that rotates must be decided per open.
-    if (read->kind == fs::FileKind::all || svc->instances.size() == 1) {
-      Duration left = Duration::max();
-      for (std::size_t i : plan.serve) {
-        left = std::min(left, svc->instances[i].verdict.checked_at + config_.fresh - now);
-      }
-      if (read->kind == fs::FileKind::all && plan.serve.size() != svc->instances.size()) {
-        left = Duration::zero();  // an unhealthy one may recover: look again next open
-      }
-      answer.cache_for = std::max(left, Duration::zero());
+    // An answer may be kept while its verdicts stay fresh; .all must look
+    // again next open when some instance is unhealthy (it may recover).
+    Duration left = Duration::max();
+    for (std::size_t i : plan.serve) {
+      left = std::min(left, svc->instances[i].verdict.checked_at + config_.fresh - now);
     }
+    if (read->kind == fs::FileKind::all && plan.serve.size() != svc->instances.size()) {
+      left = Duration::zero();
+    }
+    answer.cache_for = std::max(left, Duration::zero());
+    answer.rotates = read->kind != fs::FileKind::all && svc->instances.size() > 1;
     return finish(read, std::move(answer));
   }
   if (plan.kind == ReadPlan::Kind::wait) return;  // probes will replan
