@@ -1,0 +1,163 @@
+#include "state_store.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace regfs {
+namespace {
+
+Error io_error(const std::string& what, const std::string& path) {
+  return Error{Errc::io, what + " " + path + ": " + std::strerror(errno)};
+}
+
+Status fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return io_error("cannot fsync", dir);
+  return ok_status();
+}
+
+Status make_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return io_error("cannot create", dir);
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return io_error("cannot stat", dir);
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return io_error("not a directory:", dir);
+  }
+  return ok_status();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open", path);
+  std::string content;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    content.append(buf, static_cast<std::size_t>(n));
+    if (content.size() > 16 * 1024 * 1024) break;  // bounded: a state file is small
+  }
+  const int err = errno;
+  ::close(fd);
+  if (n < 0) {
+    errno = err;
+    return io_error("cannot read", path);
+  }
+  return content;
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+}  // namespace
+
+Result<StateStore> StateStore::open(const std::string& dir) {
+  if (auto st = make_dir(dir); !st) return st.error();
+  if (auto st = make_dir(dir + "/services"); !st) return st.error();
+  for (const auto& name : list_dir(dir + "/services")) {
+    if (name.ends_with(".tmp")) ::unlink((dir + "/services/" + name).c_str());
+  }
+  return StateStore(dir);
+}
+
+Status StateStore::write_file(const std::string& dir, const std::string& name,
+                              const std::string& content) {
+  const std::string path = dir + "/" + name;
+  const std::string tmp = dir + "/." + name + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error("cannot create", tmp);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const Error e = io_error("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return e;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const Error e = io_error("cannot fsync", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const Error e = io_error("cannot rename onto", path);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  return fsync_dir(dir);
+}
+
+Status StateStore::save(std::string_view service, const std::vector<InstanceSpec>& specs) {
+  if (!valid_service_name(service)) return Error{Errc::invalid_name, std::string(service)};
+  const std::string dir = dir_ + "/services";
+  if (specs.empty()) {
+    const std::string path = dir + "/" + std::string(service);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return io_error("cannot remove", path);
+    return fsync_dir(dir);
+  }
+  std::string content;
+  for (const auto& spec : specs) content += to_line(spec) + "\n";
+  return write_file(dir, std::string(service), content);
+}
+
+Result<std::map<std::string, std::vector<InstanceSpec>>> StateStore::load() const {
+  std::map<std::string, std::vector<InstanceSpec>> services;
+  const std::string dir = dir_ + "/services";
+  const Limits limits;
+  for (const auto& name : list_dir(dir)) {
+    if (name.starts_with(".")) continue;  // temp files
+    if (!valid_service_name(name)) {
+      spdlog::warn("state: skipping {}/{}: not a service name", dir, name);
+      continue;
+    }
+    auto content = read_file(dir + "/" + name);
+    if (!content) {
+      spdlog::warn("state: skipping {}", content.error().detail);
+      continue;
+    }
+    auto specs = parse_registration(*content, limits);
+    if (!specs) {
+      spdlog::warn("state: skipping {}/{}: {}", dir, name, specs.error().detail);
+      continue;
+    }
+    if (!specs->empty()) services.emplace(name, std::move(*specs));
+  }
+  return services;
+}
+
+Result<std::uint64_t> StateStore::next_generation() {
+  std::uint64_t generation = 0;
+  if (auto content = read_file(dir_ + "/generation")) {
+    generation = std::strtoull(content->c_str(), nullptr, 10);
+  }
+  ++generation;
+  if (auto st = write_file(dir_, "generation", std::to_string(generation) + "\n"); !st) {
+    return st.error();
+  }
+  return generation;
+}
+
+}  // namespace regfs

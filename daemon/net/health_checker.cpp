@@ -1,0 +1,121 @@
+#include "health_checker.hpp"
+
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "http_status.hpp"
+
+namespace regfs::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct HealthChecker::Probe {
+  explicit Probe(asio::io_context& io) : socket(io), resolver(io), timer(io) {}
+  tcp::socket socket;
+  tcp::resolver resolver;
+  asio::steady_timer timer;
+  std::string request;
+  std::array<char, kMaxStatusLine> buffer{};
+  std::size_t received = 0;
+  std::vector<Callback> callbacks;
+};
+
+HealthChecker::HealthChecker(asio::io_context& io) : io_(io) {}
+
+HealthChecker::~HealthChecker() { cancel_all(); }
+
+void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration timeout,
+                          Callback cb) {
+  Key key{endpoint.host, endpoint.port, check};
+  if (const auto it = probes_.find(key); it != probes_.end()) {
+    it->second->callbacks.push_back(std::move(cb));  // single flight
+    return;
+  }
+  auto p = std::make_shared<Probe>(io_);
+  p->callbacks.push_back(std::move(cb));
+  probes_.emplace(key, p);
+
+  if (check.kind == Check::Kind::none) {
+    asio::post(io_, [this, key] { finish(key, ProbeResult{true, "no check"}); });
+    return;
+  }
+  const auto ms = std::chrono::duration_cast<milliseconds>(timeout).count();
+  p->timer.expires_after(timeout);
+  p->timer.async_wait([this, key, ms](const error_code& ec) {
+    if (!ec) finish(key, ProbeResult{false, "timeout after " + std::to_string(ms) + " ms"});
+  });
+
+  auto on_connected = [this, key, p, check, endpoint](const error_code& ec) {
+    if (ec) return finish(key, ProbeResult{false, ec.message()});
+    if (check.kind == Check::Kind::tcp) return finish(key, ProbeResult{true, "connected"});
+    const std::string host = endpoint.is_ipv6() ? "[" + endpoint.host + "]" : endpoint.host;
+    p->request = "GET " + check.path + " HTTP/1.1\r\nHost: " + host + ":" +
+                 std::to_string(endpoint.port) +
+                 "\r\nUser-Agent: regfs\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    asio::async_write(p->socket, asio::buffer(p->request),
+                      [this, key, p](const error_code& wec, std::size_t) {
+                        if (wec) return finish(key, ProbeResult{false, wec.message()});
+                        read_status(key, p);
+                      });
+  };
+
+  error_code ec;
+  const auto address = asio::ip::make_address(endpoint.host, ec);
+  if (!ec) {
+    p->socket.async_connect(tcp::endpoint(address, endpoint.port), on_connected);
+    return;
+  }
+  p->resolver.async_resolve(
+      endpoint.host, std::to_string(endpoint.port),
+      [this, key, p, on_connected](const error_code& rec, const tcp::resolver::results_type& results) {
+        if (rec) return finish(key, ProbeResult{false, "resolve: " + rec.message()});
+        asio::async_connect(p->socket, results,
+                            [on_connected](const error_code& cec, const tcp::endpoint&) {
+                              on_connected(cec);
+                            });
+      });
+}
+
+void HealthChecker::read_status(const Key& key, const std::shared_ptr<Probe>& p) {
+  auto space = asio::buffer(p->buffer.data() + p->received, p->buffer.size() - p->received);
+  p->socket.async_read_some(space, [this, key, p](const error_code& ec, std::size_t n) {
+    p->received += n;
+    const HttpStatus status =
+        parse_status_line(std::string_view(p->buffer.data(), p->received));
+    switch (status.state) {
+      case HttpStatus::State::good: {
+        const bool ok = status.code >= 200 && status.code < 400;
+        return finish(key, ProbeResult{ok, "http " + std::to_string(status.code)});
+      }
+      case HttpStatus::State::bad:
+        return finish(key, ProbeResult{false, "not an HTTP response"});
+      case HttpStatus::State::need_more:
+        if (ec) return finish(key, ProbeResult{false, "http: " + ec.message()});
+        return read_status(key, p);
+    }
+  });
+}
+
+void HealthChecker::finish(const Key& key, const ProbeResult& result) {
+  const auto it = probes_.find(key);
+  if (it == probes_.end()) return;  // already finished (timeout raced completion)
+  const std::shared_ptr<Probe> p = it->second;
+  probes_.erase(it);
+  error_code ignored;
+  p->timer.cancel();
+  p->resolver.cancel();
+  p->socket.close(ignored);
+  for (const auto& cb : p->callbacks) cb(result);
+}
+
+void HealthChecker::cancel_all() {
+  while (!probes_.empty()) finish(probes_.begin()->first, ProbeResult{false, "cancelled"});
+}
+
+}  // namespace regfs::net
