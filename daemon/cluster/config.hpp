@@ -35,6 +35,7 @@ struct Config {
   // Memory of what is gone.
   Duration tombstone_ttl = std::chrono::minutes(5);         // removed services and departed nodes
   Duration purge_interval = seconds(5);
+  Duration orphan_grace = seconds(10);          // entries of an origin that is no member
 
   WireLimits wire;
   Limits limits;

@@ -138,12 +138,20 @@ void Node::tick(Time now) {
   }
   if (now >= push_pull_next_) {
     push_pull_next_ = now + push_pull_interval();
-    auto targets = pick(1, "", random(4) == 0);
+    // Now and then, and always when alone, sync with a member believed dead:
+    // that is how the two sides of a healed partition find each other.
+    refresh_peers();
+    auto targets = pick(1, "", peers_.empty() || random(4) == 0);
     if (!targets.empty() && !leaving_) start_sync(now, targets.front()->addr);
   }
   if (now >= rejoin_next_) {
     rejoin_next_ = now + cfg_.rejoin_interval;
-    if (!seeds_.empty() && !leaving_) start_sync(now, seeds_[random(seeds_.size())]);
+    refresh_peers();
+    if (peers_.empty()) {
+      if (!leaving_) for (const auto& s : seeds_) start_sync(now, s);  // alone: every seed
+    } else if (!seeds_.empty() && !leaving_) {
+      start_sync(now, seeds_[random(seeds_.size())]);
+    }
   }
   if (now >= purge_next_) {
     purge_next_ = now + cfg_.purge_interval;
@@ -158,7 +166,27 @@ void Node::tick(Time now) {
       }
     }
     peers_dirty_ = true;
+    drop_orphans(now);
   }
+}
+
+void Node::drop_orphans(Time now) {
+  // Entries of an origin that is not (or no longer) a member: kept for a
+  // grace period, since entries may arrive before the origin's Alive.
+  std::vector<NodeId> drop;
+  std::map<std::string, Time, std::less<>> still;
+  for (const auto& [name, o] : store_.origins()) {
+    if (name == self_.name || o.hidden || members_.count(name) != 0) continue;
+    auto it = orphans_.find(name);
+    const Time since = it == orphans_.end() ? now : it->second;
+    if (now - since >= cfg_.orphan_grace) {
+      drop.push_back(NodeId{name, o.generation});
+    } else {
+      still[name] = since;
+    }
+  }
+  orphans_ = std::move(still);
+  for (const auto& id : drop) store_.depart(id, now + cfg_.tombstone_ttl, events_.services);
 }
 
 Time Node::next_deadline() const {

@@ -127,6 +127,7 @@ class Node {
   void gossip(Time now, int fanout);
   int retransmit_limit();
   void member_event(const Member& m);
+  void drop_orphans(Time now);
 
   // node_probe.cpp: failure detection
   void probe_tick(Time now);
@@ -179,6 +180,7 @@ class Node {
   Time rejoin_next_{};
   Time purge_next_{};
   std::vector<PeerAddr> seeds_;
+  std::map<std::string, Time, std::less<>> orphans_;  // origins without a member record
   bool leaving_ = false;
   Store store_;
   std::vector<Outgoing> outbox_;

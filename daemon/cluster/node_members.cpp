@@ -56,7 +56,7 @@ void Node::on_alive(Time now, const Alive& a) {
   } else if (a.node.generation < m.id.generation || a.incarnation <= m.incarnation) {
     return;
   } else {
-    if (m.state == MemberState::dead || m.state == MemberState::left) store_.revive(m.id);
+    if (m.state == MemberState::dead || m.state == MemberState::left) store_.revive(m.id, events_.services);
     suspicions_.erase(m.id.name);
     m.incarnation = a.incarnation;
     m.addr = a.addr;
@@ -107,8 +107,8 @@ void Node::on_dead(Time now, const Dead& d) {
   }
   auto it = members_.find(d.node.name);
   if (it == members_.end()) {
-    if (!d.left) return;
-    // A goodbye from a node we never met: remember it so its entries stay out.
+    // A node we hold no record of (we may still hold its entries, learned
+    // through a third node): drop them and keep them out.
     store_.depart(d.node, now + cfg_.tombstone_ttl, events_.services);
     return;
   }

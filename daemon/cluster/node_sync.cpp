@@ -102,6 +102,11 @@ void Node::merge(Time now, const std::string& sender, const std::vector<MemberRe
           if (r.state == MemberState::dead) on_dead(now, Dead{r.node, r.incarnation, sender, false});
           else on_suspect(now, Suspect{r.node, r.incarnation, sender});
         } else {
+          // Unknown to us: take it in as alive first, so that our own probes
+          // and suspicion timer settle its fate.
+          if (members_.find(r.node.name) == members_.end()) {
+            on_alive(now, Alive{r.node, r.incarnation, r.addr});
+          }
           on_suspect(now, Suspect{r.node, r.incarnation, sender});
         }
         break;

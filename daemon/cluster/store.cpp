@@ -54,7 +54,7 @@ void Store::put(const std::string& origin, Origin& o, const std::string& service
 void Store::erase_origin(std::map<std::string, Origin, std::less<>>::iterator it,
                          Changes& changes) {
   for (auto& [service, s] : it->second.entries) {
-    if (s.instances.empty()) continue;
+    if (s.instances.empty() || it->second.hidden) continue;
     index(service, it->first, false);
     changes.push_back({service, it->first});
   }
@@ -145,12 +145,29 @@ void Store::depart(const NodeId& origin, Time until, Changes& changes) {
   auto& rec = departed_[origin.name];
   if (rec.first <= origin.generation) rec = {origin.generation, until};
   auto it = origins_.find(origin.name);
-  if (it != origins_.end() && it->second.generation <= origin.generation) erase_origin(it, changes);
+  if (it == origins_.end() || it->second.generation > origin.generation) return;
+  if (it->second.generation < origin.generation) return erase_origin(it, changes);
+  Origin& o = it->second;
+  if (o.hidden) return;
+  o.hidden = true;
+  for (auto& [service, s] : o.entries) {
+    if (s.instances.empty()) continue;
+    index(service, it->first, false);
+    changes.push_back({service, it->first});
+  }
 }
 
-void Store::revive(const NodeId& origin) {
-  auto it = departed_.find(origin.name);
-  if (it != departed_.end() && it->second.first <= origin.generation) departed_.erase(it);
+void Store::revive(const NodeId& origin, Changes& changes) {
+  auto d = departed_.find(origin.name);
+  if (d != departed_.end() && d->second.first <= origin.generation) departed_.erase(d);
+  auto it = origins_.find(origin.name);
+  if (it == origins_.end() || !it->second.hidden || it->second.generation != origin.generation) return;
+  it->second.hidden = false;
+  for (auto& [service, s] : it->second.entries) {
+    if (s.instances.empty()) continue;
+    index(service, it->first, true);
+    changes.push_back({service, it->first});
+  }
 }
 
 bool Store::departed(const NodeId& origin) const {
@@ -162,6 +179,7 @@ std::vector<OriginDigest> Store::digests() const {
   std::vector<OriginDigest> out;
   out.reserve(origins_.size());
   for (const auto& [name, o] : origins_) {
+    if (o.hidden) continue;
     out.push_back(OriginDigest{NodeId{name, o.generation}, o.complete, o.max});
   }
   return out;
@@ -172,6 +190,7 @@ std::vector<OriginChunk> Store::chunks_for(const std::vector<OriginDigest>& peer
   for (const auto& d : peer) theirs[d.origin.name] = &d;
   std::vector<OriginChunk> out;
   for (const auto& [name, o] : origins_) {
+    if (o.hidden) continue;
     auto t = theirs.find(name);
     const OriginDigest* d = t == theirs.end() ? nullptr : t->second;
     if (d != nullptr && d->origin.generation > o.generation) continue;
@@ -199,6 +218,7 @@ std::vector<OriginChunk> Store::chunks_for(const std::vector<OriginDigest>& peer
 std::uint64_t Store::hash() const {
   Fnv64 h;
   for (const auto& [name, o] : origins_) {
+    if (o.hidden) continue;
     h.add(name);
     h.add(o.generation);
     h.add(o.complete);
@@ -220,14 +240,17 @@ void Store::purge(Time now, Time before) {
     }
   }
   for (auto it = departed_.begin(); it != departed_.end();) {
-    it = it->second.second <= now ? departed_.erase(it) : std::next(it);
+    if (it->second.second > now) { ++it; continue; }
+    auto o = origins_.find(it->first);
+    if (o != origins_.end() && o->second.hidden) origins_.erase(o);
+    it = departed_.erase(it);
   }
 }
 
 const std::vector<InstanceSpec>* Store::entry(std::string_view origin,
                                               std::string_view service) const {
   auto o = origins_.find(origin);
-  if (o == origins_.end()) return nullptr;
+  if (o == origins_.end() || o->second.hidden) return nullptr;
   auto e = o->second.entries.find(service);
   if (e == o->second.entries.end() || e->second.instances.empty()) return nullptr;
   return &e->second.instances;

@@ -13,8 +13,10 @@
 // highest purged version, below which this node can no longer send
 // increments (it sends a snapshot instead).
 //
-// Departed origins (dead or left) are dropped and remembered as
-// {name, generation} for a TTL so that late gossip cannot resurrect them.
+// Departed origins (dead or left) are hidden: their instances vanish, but what
+// this node knew of them (versions, completeness) is kept for a TTL, so late
+// gossip cannot resurrect anything and a falsely dead node that refutes comes
+// back exactly as it was.
 //
 // Pure; not thread-safe. Every change of what a service resolves to is
 // appended to the caller's `Changes` as {service, origin}.
@@ -54,6 +56,7 @@ class Store {
     std::uint64_t max = 0;
     std::uint64_t purged = 0;
     std::set<std::uint64_t> ahead;  // versions seen above `complete`
+    bool hidden = false;            // departed: kept only to refuse stale entries
   };
 
   explicit Store(NodeId self) : self_(std::move(self)) {}
@@ -71,11 +74,12 @@ class Store {
   // A push-pull chunk (see OriginChunk).
   void apply(const OriginChunk& c, Time now, Changes& changes);
 
-  // The origin left or was declared dead: drop all it holds and refuse its
-  // entries up to `generation` until `until`.
+  // The origin left or was declared dead: hide all it holds and refuse its
+  // entries up to `generation` until `until`; an older life is dropped.
   void depart(const NodeId& origin, Time until, Changes& changes);
-  // A departed origin came back with a higher incarnation: accept it again.
-  void revive(const NodeId& origin);
+  // A departed origin came back with a higher incarnation: show what it
+  // held again and accept its entries.
+  void revive(const NodeId& origin, Changes& changes);
   bool departed(const NodeId& origin) const;
 
   std::vector<OriginDigest> digests() const;

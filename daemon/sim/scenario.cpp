@@ -1,0 +1,163 @@
+#include "sim/scenario.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "sim/sim.hpp"
+
+namespace regfs::sim {
+namespace {
+
+struct Script {
+  std::mt19937_64 rng;
+  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : rng() % n; }
+  bool chance(double p) { return static_cast<double>(rng() >> 11) * 0x1.0p-53 < p; }
+  Duration between(Duration lo, Duration hi) {
+    return lo + Duration(static_cast<Duration::rep>(below(static_cast<std::uint64_t>((hi - lo).count()) + 1)));
+  }
+};
+
+std::vector<InstanceSpec> random_instances(Script& s) {
+  std::vector<InstanceSpec> v;
+  const std::size_t n = s.below(4);  // 0 removes
+  for (std::size_t i = 0; i < n; ++i) {
+    InstanceSpec spec;
+    spec.endpoint.host = "10.0." + std::to_string(s.below(4)) + "." + std::to_string(s.below(250));
+    spec.endpoint.port = static_cast<std::uint16_t>(8000 + s.below(100));
+    if (s.chance(0.3)) { spec.check.kind = Check::Kind::http; spec.check.path = "/health"; }
+    if (std::find(v.begin(), v.end(), spec) == v.end()) v.push_back(spec);
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<std::size_t> up_nodes(Sim& sim) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < sim.size(); ++i) if (sim.up(i)) out.push_back(i);
+  return out;
+}
+
+void random_registration(Sim& sim, Script& s) {
+  auto up = up_nodes(sim);
+  if (up.empty()) return;
+  const std::size_t n = up[s.below(up.size())];
+  (void)sim.set_service(n, "svc" + std::to_string(s.below(6)), random_instances(s));
+}
+
+void random_partition(Sim& sim, Script& s) {
+  std::vector<std::size_t> side;
+  for (std::size_t i = 0; i < sim.size(); ++i) if (s.chance(0.4)) side.push_back(i);
+  if (side.empty()) side.push_back(s.below(sim.size()));
+  sim.partition({side});
+}
+
+void random_fault(const std::string& kind, Sim& sim, Script& s, std::vector<std::size_t>& stopped) {
+  if (kind == "partition") {
+    random_partition(sim, s);
+  } else if (kind == "oneway") {
+    const std::size_t blocks = 1 + s.below(3);
+    for (std::size_t i = 0; i < blocks; ++i) {
+      const std::size_t a = s.below(sim.size()), b = s.below(sim.size());
+      if (a != b) sim.partition_oneway(a, b);
+    }
+  } else if (kind == "crash" || kind == "leave") {
+    auto up = up_nodes(sim);
+    if (up.size() <= 2) return;
+    const std::size_t n = up[s.below(up.size())];
+    if (kind == "crash") sim.kill(n); else sim.leave(n);
+    stopped.push_back(n);
+  } else if (kind == "restart") {
+    if (stopped.empty()) return;
+    const std::size_t i = s.below(stopped.size());
+    if (!sim.up(stopped[i])) sim.restart(stopped[i]);
+    stopped.erase(stopped.begin() + static_cast<std::ptrdiff_t>(i));
+  } else if (kind == "loss") {
+    sim.set_loss(s.chance(0.5) ? 0.0 : 0.05 * static_cast<double>(1 + s.below(3)));
+  } else if (kind == "heal") {
+    sim.heal();
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& scenario_names() {
+  static const std::vector<std::string> names{"basic", "lossy", "partition", "oneway",
+                                              "crash", "leave", "mixed"};
+  return names;
+}
+
+cluster::Config scenario_config() {
+  cluster::Config c;
+  c.push_pull_interval = seconds(1);
+  c.rejoin_interval = seconds(2);
+  c.tombstone_ttl = seconds(8);
+  c.purge_interval = milliseconds(500);
+  c.gossip_to_dead = seconds(10);
+  return c;
+}
+
+ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::size_t nodes,
+                            bool trace) {
+  Script s{std::mt19937_64(seed ^ 0x5ce7a210c0ffeeULL)};
+  if (nodes == 0) nodes = 4 + s.below(9);
+  NetConfig net;
+  if (name == "lossy" || name == "mixed") {
+    net.loss = 0.02 * static_cast<double>(1 + s.below(5));
+    net.dup = 0.05;
+    net.reorder = 0.1;
+    net.jitter = milliseconds(2);
+  }
+  Sim sim(seed, scenario_config(), net);
+  sim.trace = trace;
+  CheckConfig checks;
+  checks.spread_bound = seconds(2);
+  checks.settle_bound = seconds(12);
+  checks.detect_bound = seconds(8);
+  sim.enable_checks(checks);
+  for (std::size_t i = 0; i < nodes; ++i) {
+    sim.add();
+    sim.run_for(s.between(milliseconds(0), milliseconds(50)));
+  }
+  // Registrations and faults, for about ten simulated seconds.
+  std::vector<std::size_t> stopped;
+  const Time end = sim.now() + seconds(10);
+  Time next_fault = sim.now() + s.between(seconds(1), seconds(3));
+  while (sim.now() < end && !sim.violation()) {
+    sim.run_for(s.between(milliseconds(20), milliseconds(400)));
+    random_registration(sim, s);
+    if (sim.now() < next_fault || name == "basic" || name == "lossy") continue;
+    next_fault = sim.now() + s.between(seconds(1), seconds(4));
+    std::string kind = name;
+    if (name == "mixed") {
+      static const char* kinds[] = {"partition", "oneway", "crash", "leave", "restart", "loss", "heal"};
+      kind = kinds[s.below(7)];
+    } else if (name == "crash" || name == "leave") {
+      kind = s.chance(0.3) ? "restart" : name;
+    } else if (s.chance(0.4)) {
+      kind = "heal";
+    }
+    random_fault(kind, sim, s, stopped);
+  }
+  // Heal, settle, and demand convergence.
+  sim.heal();
+  sim.set_loss(0);
+  sim.run_until(sim.last_disturbance() + checks.settle_bound + seconds(3));
+  ScenarioResult r{name, seed, nodes, true, {}, 0, 0};
+  if (auto v = sim.violation()) {
+    r.ok = false;
+    r.violation = *v;
+  } else if (auto diff = sim.checker()->converged(sim)) {
+    r.ok = false;
+    r.violation = "not converged at the end: " + *diff;
+  }
+  r.simulated_seconds = std::chrono::duration<double>(sim.now().since_epoch).count();
+  r.events = sim.events_fired();
+  return r;
+}
+
+std::string replay_command(const ScenarioResult& r) {
+  return "tests/cluster/sim_replay --scenario " + r.scenario + " --seed " + std::to_string(r.seed) +
+         " --nodes " + std::to_string(r.nodes);
+}
+
+}  // namespace regfs::sim

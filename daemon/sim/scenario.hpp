@@ -1,0 +1,42 @@
+// Named, seeded fault scenarios over a small simulated cluster, shared by the
+// test suite, the replay tool and the soak.
+//
+// A scenario draws its whole script (cluster size, registrations, faults and
+// their times) from the seed, runs it with invariants checked after every
+// step, then heals everything, lets the cluster settle and checks that every
+// node holds exactly what the alive owners registered.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cluster/config.hpp"
+
+namespace regfs::sim {
+
+struct ScenarioResult {
+  std::string scenario;
+  std::uint64_t seed = 0;
+  std::size_t nodes = 0;
+  bool ok = true;
+  std::string violation;  // the first broken invariant, with its simulated time
+  double simulated_seconds = 0;
+  std::uint64_t events = 0;
+};
+
+// "basic", "lossy", "partition", "oneway", "crash", "leave", "mixed".
+const std::vector<std::string>& scenario_names();
+
+// The configuration scenarios run with: the default LAN profile with
+// anti-entropy and tombstone times shortened so that short runs exercise them.
+cluster::Config scenario_config();
+
+// Runs one scenario. `nodes` == 0 draws the cluster size (4-12) from the seed.
+ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::size_t nodes = 0,
+                            bool trace = false);
+
+// The one-line command that replays a result (relative to the build tree).
+std::string replay_command(const ScenarioResult& r);
+
+}  // namespace regfs::sim
