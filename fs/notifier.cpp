@@ -15,8 +15,16 @@ Notifier::~Notifier() { stop(); }
 void Notifier::inval_entry(unsigned long parent, std::string name) {
   {
     std::lock_guard lock(mu_);
-    later_.push_back(Item{parent, name, Clock::now() + kRepeatAfter});
-    now_.push_back(Item{parent, std::move(name), {}});
+    later_.push_back(Item{parent, name, Clock::now() + kRepeatAfter, {}});
+    now_.push_back(Item{parent, std::move(name), {}, {}});
+  }
+  cv_.notify_one();
+}
+
+void Notifier::then(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    now_.push_back(Item{0, {}, {}, std::move(fn)});
   }
   cv_.notify_one();
 }
@@ -32,6 +40,7 @@ void Notifier::stop() {
 }
 
 void Notifier::send(const Item& item) {
+  if (item.then) return item.then();
   const int rc = fuse_lowlevel_notify_inval_entry(se_, item.parent, item.name.data(),
                                                   item.name.size());
   // ENOENT: the kernel holds no such entry, nothing to drop.

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,15 +37,21 @@ class Notifier {
   // more kRepeatAfter later.
   void inval_entry(unsigned long parent, std::string name);
 
+  // Runs `fn` on the notifier thread once every invalidation queued before
+  // it has been sent. Used to hold a write's reply until the kernel has
+  // dropped what the write changed, so the writer's next open sees it.
+  void then(std::function<void()> fn);
+
   // Sends what is due now, drops the repeats, joins the thread. Idempotent.
   void stop();
 
  private:
   using Clock = std::chrono::steady_clock;
   struct Item {
-    unsigned long parent;
+    unsigned long parent = 0;
     std::string name;
-    Clock::time_point due;
+    Clock::time_point due{};
+    std::function<void()> then;  // a barrier instead of an invalidation
   };
   void run();
   void send(const Item& item);

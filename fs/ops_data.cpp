@@ -35,7 +35,11 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
   const bool append = (open_flags & O_APPEND) != 0 || off > 0;
   const Status st = backend_.write(node->service, std::string_view(buf, size), append);
   if (!st.ok()) return (void)fuse_reply_err(req, to_errno(st.error().code));
-  fuse_reply_write(req, size);
+  // The write changed the service: its names were queued for invalidation.
+  // Reply once they are sent, so the writer's next open sees the change.
+  // (The writer holds no directory lock, so the invalidations cannot wait on it.)
+  if (notifier_ == nullptr) return (void)fuse_reply_write(req, size);
+  notifier_->then([req, size] { fuse_reply_write(req, size); });
 }
 
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {

@@ -1,0 +1,359 @@
+"""Every row of the SPEC's mount table and every errno, against a real mount."""
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import closed_port, is_mounted, wait_until
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text, append=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+    try:
+        os.write(fd, text.encode() if isinstance(text, str) else text)
+    finally:
+        os.close(fd)
+
+
+def err(fn, *args):
+    with pytest.raises(OSError) as info:
+        fn(*args)
+    return info.value.errno
+
+
+def status(d):
+    return json.loads(read(d.path(".status.json")))
+
+
+def registrations(d):
+    """What is registered, without the verdicts (which age and change)."""
+    return {name: sorted((i["endpoint"], i["check"], i["owner"]) for i in insts)
+            for name, insts in status(d)["services"].items()}
+
+
+# ---- reads -----------------------------------------------------------------
+
+def test_listing_hides_dot_entries_and_shows_registered_services(daemon, servers):
+    assert os.listdir(daemon.mount) == [".all", ".wait", ".status.json", ".metrics"] or \
+        sorted(os.listdir(daemon.mount)) == sorted([".all", ".wait", ".status.json", ".metrics"])
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    write(daemon.path("api"), s.endpoint)
+    listed = sorted(n for n in os.listdir(daemon.mount) if not n.startswith("."))
+    assert listed == ["api", "web"]
+    assert sorted(os.listdir(daemon.path(".all"))) == ["api", "web"]
+    ls = subprocess.run(["ls", daemon.mount], capture_output=True, text=True, check=True)
+    assert ls.stdout.split() == ["api", "web"]
+
+
+def test_read_of_a_healthy_instance(daemon, servers):
+    s = servers()
+    write(daemon.path("web"), s.endpoint + "\n")
+    assert read(daemon.path("web")) == s.endpoint + "\n"
+    assert read(daemon.path(".all", "web")) == s.endpoint + "\n"
+    assert read(daemon.path(".wait", "web")) == s.endpoint + "\n"
+
+
+def test_checks_http_tcp_none(daemon, servers):
+    s = servers({"/ok": 200, "/moved": 301, "/missing": 404, "/broken": 503})
+    for path, healthy in [("/ok", True), ("/moved", True), ("/missing", False), ("/broken", False)]:
+        name = "h" + path.strip("/")
+        write(daemon.path(name), f"{s.endpoint} check=http:{path}")
+        if healthy:
+            assert read(daemon.path(name)) == s.endpoint + "\n"
+        else:
+            assert err(read, daemon.path(name)) == errno.EHOSTDOWN
+    write(daemon.path("t"), f"{s.endpoint} check=tcp")
+    assert read(daemon.path("t")) == s.endpoint + "\n"
+    dead = f"127.0.0.1:{closed_port()}"
+    write(daemon.path("n"), f"{dead} check=none")
+    assert read(daemon.path("n")) == dead + "\n"
+
+
+def test_rotation_visits_every_healthy_instance(daemon, servers):
+    ss = [servers() for _ in range(3)]
+    write(daemon.path("web"), "".join(s.endpoint + "\n" for s in ss))
+    seen = [read(daemon.path("web")).strip() for _ in range(30)]
+    assert set(seen) == {s.endpoint for s in ss}
+    counts = [seen.count(s.endpoint) for s in ss]
+    assert min(counts) >= 5, counts
+
+
+def test_all_lists_only_healthy_and_reads_never_return_a_failed_one(daemon, servers):
+    s = servers()
+    dead = f"127.0.0.1:{closed_port()}"
+    write(daemon.path("web"), f"{s.endpoint}\n{dead}\n")
+    assert read(daemon.path(".all", "web")) == s.endpoint + "\n"
+    for _ in range(20):
+        assert read(daemon.path("web")) == s.endpoint + "\n"
+
+
+def test_nothing_healthy_is_host_down(daemon):
+    write(daemon.path("down"), f"127.0.0.1:{closed_port()}")
+    assert err(read, daemon.path("down")) == errno.EHOSTDOWN
+    assert err(read, daemon.path(".all", "down")) == errno.EHOSTDOWN
+    # The name still exists: it can be listed, rewritten and removed.
+    assert "down" in os.listdir(daemon.mount)
+    os.unlink(daemon.path("down"))
+    assert err(read, daemon.path("down")) == errno.ENOENT
+
+
+def test_advertise_address_fills_port_only_endpoints(daemon, servers):
+    s = servers()
+    write(daemon.path("a"), f":{s.port}")
+    assert read(daemon.path("a")) == s.endpoint + "\n"
+    write(daemon.path("b"), f"0.0.0.0:{s.port}")
+    assert read(daemon.path("b")) == s.endpoint + "\n"
+
+
+def test_ipv6_endpoint(daemon):
+    srv = socket.socket(socket.AF_INET6)
+    srv.bind(("::1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    try:
+        write(daemon.path("v6"), f"[::1]:{port}")
+        assert read(daemon.path("v6")) == f"[::1]:{port}\n"
+    finally:
+        srv.close()
+
+
+def test_unregistered_name_is_enoent(daemon):
+    assert err(read, daemon.path("nothing")) == errno.ENOENT
+    assert err(read, daemon.path(".all", "nothing")) == errno.ENOENT
+    assert err(os.stat, daemon.path("nothing")) == errno.ENOENT
+
+
+# ---- changes are visible at once ---------------------------------------------
+
+def test_changes_are_visible_to_the_next_open(daemon, servers):
+    a, b = servers(), servers()
+    assert err(read, daemon.path("web")) == errno.ENOENT  # a failed lookup first
+    write(daemon.path("web"), a.endpoint)
+    assert read(daemon.path("web")) == a.endpoint + "\n"
+    write(daemon.path("web"), b.endpoint)
+    assert read(daemon.path("web")) == b.endpoint + "\n"
+    os.unlink(daemon.path("web"))
+    assert err(read, daemon.path("web")) == errno.ENOENT
+    write(daemon.path("web"), a.endpoint)
+    assert read(daemon.path("web")) == a.endpoint + "\n"
+
+
+def test_a_stopped_service_turns_host_down_and_recovers(daemon, servers):
+    s = servers()
+    port = s.port
+    write(daemon.path("web"), s.endpoint)
+    assert read(daemon.path("web")) == s.endpoint + "\n"
+    s.close()
+    # After the freshness window (200 ms) the read checks again and fails.
+    assert wait_until(lambda: _errno_of(daemon.path("web")) == errno.EHOSTDOWN, 3)
+    servers(port=port)
+    assert wait_until(lambda: _errno_of(daemon.path("web")) == 0, 3)
+
+
+def _errno_of(path):
+    try:
+        read(path)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+def test_wait_blocks_until_an_instance_registers(daemon, servers):
+    s = servers()
+    threading.Timer(0.3, lambda: write(daemon.path("late"), s.endpoint)).start()
+    started = time.monotonic()
+    assert read(daemon.path(".wait", "late")) == s.endpoint + "\n"
+    assert time.monotonic() - started >= 0.25
+
+
+def test_wait_times_out(daemon):
+    started = time.monotonic()
+    assert err(read, daemon.path(".wait", "never")) == errno.ETIMEDOUT
+    assert 0.9 <= time.monotonic() - started < 5
+
+
+def test_read_deadline_with_a_hanging_endpoint(daemon, servers):
+    s = servers({"/health": None})
+    write(daemon.path("slow"), f"{s.endpoint} check=http:/health")
+    started = time.monotonic()
+    assert err(read, daemon.path("slow")) == errno.EHOSTDOWN
+    assert time.monotonic() - started < 3
+
+
+# ---- writes ----------------------------------------------------------------
+
+def test_replace_append_and_multiline(daemon, servers):
+    a, b, c = servers(), servers(), servers()
+    write(daemon.path("web"), f"{a.endpoint}\n{b.endpoint}\n")
+    assert sorted(read(daemon.path(".all", "web")).split()) == sorted([a.endpoint, b.endpoint])
+    write(daemon.path("web"), c.endpoint)
+    assert read(daemon.path(".all", "web")).split() == [c.endpoint]
+    write(daemon.path("web"), a.endpoint + "\n", append=True)
+    assert sorted(read(daemon.path(".all", "web")).split()) == sorted([a.endpoint, c.endpoint])
+    # A program writing line by line through one handle adds each line.
+    fd = os.open(daemon.path("lines"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, (a.endpoint + "\n").encode())
+    os.write(fd, (b.endpoint + "\n").encode())
+    os.close(fd)
+    assert sorted(read(daemon.path(".all", "lines")).split()) == sorted([a.endpoint, b.endpoint])
+
+
+@pytest.mark.parametrize("line", [
+    "10.0.0.5", "10.0.0.5:0", "10.0.0.5:65536", "10.0.0.5:abc", "300.1.1.1:80", "bad_host:80",
+    "10.0.0.5:80 check=udp", "10.0.0.5:80 check=http:", "10.0.0.5:80 check=http:nopath",
+    "garbage", "10.0.0.5:80 extra", "\x00", "a" * 600 + ":80",
+])
+def test_malformed_lines_are_einval_and_change_nothing(daemon, servers, line):
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    before = registrations(daemon)
+    assert err(write, daemon.path("web"), f"{s.endpoint}\n{line}\n") == errno.EINVAL
+    assert err(write, daemon.path("web"), line, True) == errno.EINVAL
+    assert registrations(daemon) == before
+    assert read(daemon.path("web")) == s.endpoint + "\n"
+
+
+def test_limits(daemon):
+    assert err(write, daemon.path("big"), "1.2.3.4:80\n" * 7000) == errno.EFBIG
+    many = "".join(f"10.0.{i // 250}.{i % 250 + 1}:80 check=none\n" for i in range(257))
+    assert err(write, daemon.path("many"), many) == errno.ENOSPC
+    assert "big" not in os.listdir(daemon.mount)
+    assert "many" not in os.listdir(daemon.mount)
+
+
+def test_bad_service_names(daemon):
+    assert err(write, daemon.path("bad name"), "1.2.3.4:80") == errno.EINVAL
+    assert err(write, daemon.path("x" * 129), "1.2.3.4:80") == errno.ENAMETOOLONG
+    write(daemon.path("x" * 128), "1.2.3.4:80 check=none")
+    assert read(daemon.path("x" * 128)) == "1.2.3.4:80\n"
+
+
+def test_shape_of_the_tree_is_fixed(daemon, servers):
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    assert err(os.mkdir, daemon.path("dir")) == errno.EPERM
+    assert err(os.rename, daemon.path("web"), daemon.path("web2")) == errno.EPERM
+    assert err(os.unlink, daemon.path("nothing")) == errno.ENOENT
+    assert err(write, daemon.path(".status.json"), "x") in (errno.EPERM, errno.EACCES)
+    assert err(os.unlink, daemon.path(".all", "web")) in (errno.EPERM, errno.EACCES)
+
+
+def test_truncate_alone_changes_nothing(daemon, servers):
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    os.truncate(daemon.path("web"), 0)
+    assert read(daemon.path("web")) == s.endpoint + "\n"
+
+
+def test_plain_directory_semantics_where_they_apply(daemon, servers, tmp_path):
+    s = servers()
+    for root in (str(tmp_path), daemon.mount):
+        p = os.path.join(root, "svc")
+        write(p, s.endpoint + "\n")
+        assert read(p) == s.endpoint + "\n"
+        assert os.path.exists(p)
+        os.unlink(p)
+        assert err(os.stat, p) == errno.ENOENT
+        assert err(os.unlink, p) == errno.ENOENT
+
+
+# ---- permissions -------------------------------------------------------------
+
+def _as(uid, gid, *cmd, groups=None):
+    args = ["setpriv", f"--reuid={uid}", f"--regid={gid}"]
+    args += [f"--groups={groups}"] if groups else ["--clear-groups"]
+    return subprocess.run(args + list(cmd), capture_output=True, text=True, timeout=20)
+
+
+def test_unprivileged_user_reads_but_cannot_write(daemon, servers):
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    r = _as(65534, 65534, "cat", daemon.path("web"))
+    assert r.returncode == 0 and r.stdout == s.endpoint + "\n", r.stderr
+    r = _as(65534, 65534, "sh", "-c", f"echo 1.2.3.4:80 > {daemon.path('web')}")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = _as(65534, 65534, "sh", "-c", f"echo 1.2.3.4:80 > {daemon.path('new')}")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = _as(65534, 65534, "rm", "-f", daemon.path("web"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert read(daemon.path("web")) == s.endpoint + "\n"
+
+
+def test_writers_group_may_write(make_daemon, servers):
+    subprocess.run(["groupadd", "-f", "regfs-test-writers"], check=True)
+    gid = int(subprocess.run(["getent", "group", "regfs-test-writers"], capture_output=True,
+                             text=True, check=True).stdout.split(":")[2])
+    d = make_daemon("--writers", "regfs-test-writers")
+    s = servers()
+    r = _as(65534, 65534, "sh", "-c", f"echo {s.endpoint} > {d.path('web')}", groups=str(gid))
+    assert r.returncode == 0, r.stderr
+    assert read(d.path("web")) == s.endpoint + "\n"
+    r = _as(65534, 65534, "sh", "-c", f"echo {s.endpoint} > {d.path('web')}")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+# ---- lifecycle -------------------------------------------------------------
+
+def test_registrations_survive_kill_9_and_the_dead_mount_is_taken_over(daemon, servers):
+    s = servers()
+    for i in range(20):
+        write(daemon.path(f"svc{i}"), s.endpoint)
+    daemon.stop(signal.SIGKILL)
+    assert err(os.listdir, daemon.mount) == errno.ENOTCONN
+    daemon.start()
+    assert sorted(n for n in os.listdir(daemon.mount) if not n.startswith(".")) == \
+        sorted(f"svc{i}" for i in range(20))
+    assert read(daemon.path("svc7")) == s.endpoint + "\n"
+    assert status(daemon)["generation"] == 2
+
+
+def test_sigterm_unmounts_cleanly(daemon):
+    assert is_mounted(daemon.mount)
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not is_mounted(daemon.mount)
+
+
+def test_owner_reaps_instances_failing_too_long(make_daemon, servers):
+    d = make_daemon("--reap-after", "1s", "--check-interval", "200ms", "--fresh", "100ms")
+    s, gone = servers(), servers()
+    write(d.path("web"), f"{s.endpoint}\n{gone.endpoint}\n")
+    gone.close()
+    assert wait_until(lambda: read(d.path(".all", "web")).split() == [s.endpoint], 10)
+    assert wait_until(lambda: len(status(d)["services"]["web"]) == 1, 10)
+    s.close()
+    assert wait_until(lambda: _errno_of(d.path("web")) == errno.ENOENT, 10)
+
+
+def test_status_and_metrics(daemon, servers):
+    s = servers()
+    write(daemon.path("web"), f"{s.endpoint} check=http:/health")
+    read(daemon.path("web"))
+    doc = status(daemon)
+    assert doc["node"] == "n1"
+    inst = doc["services"]["web"][0]
+    assert inst["endpoint"] == s.endpoint and inst["owner"] == "n1"
+    assert inst["check"] == "http:/health" and inst["verdict"] == "healthy"
+    assert isinstance(inst["verdict_age_ms"], int)
+    assert doc["members"][0]["name"] == "n1" and doc["members"][0]["state"] == "alive"
+    metrics = read(daemon.path(".metrics"))
+    values = {}
+    for line in metrics.splitlines():
+        if line.startswith("#"):
+            assert line.startswith("# HELP ") or line.startswith("# TYPE ")
+            continue
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    assert values["regfs_writes_total"] >= 1
+    assert values["regfs_services"] == 1
