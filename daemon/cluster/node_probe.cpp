@@ -74,7 +74,8 @@ void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
 void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
   if (leaving_) return;
   const std::uint32_t seq = next_seq_++;
-  relays_[seq] = Relay{from, m.seq, now + cfg_.probe_timeout};
+  // Nack early enough to reach the requester before its probe round ends.
+  relays_[seq] = Relay{from, m.seq, now + cfg_.probe_timeout * 4 / 5};
   send_packet(m.addr, Ping{seq, m.target});
 }
 

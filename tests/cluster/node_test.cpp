@@ -1,0 +1,159 @@
+// The core driven through the simulator on a clean network: the life of a
+// registration and of a node, step by step.
+#include <catch2/catch.hpp>
+
+#include "sim/scenario.hpp"
+#include "sim/sim.hpp"
+
+using namespace regfs;
+using namespace regfs::cluster;
+using regfs::sim::Sim;
+
+namespace {
+
+std::vector<InstanceSpec> at(std::string host, std::uint16_t port = 80) {
+  return {InstanceSpec{Endpoint{std::move(host), port}, Check{}}};
+}
+
+bool everyone_has(Sim& sim, const std::string& origin, const std::string& service, bool has) {
+  for (std::size_t i = 0; i < sim.size(); ++i) {
+    if (!sim.up(i) || (!has && sim.name(i) == origin)) continue;
+    if ((sim.node(i).instances(origin, service) != nullptr) != has) return false;
+  }
+  return true;
+}
+
+Time until(Sim& sim, Duration limit, const std::function<bool()>& done) {
+  const Time start = sim.now();
+  while (!done() && sim.now() - start < limit) sim.run_for(milliseconds(1));
+  return sim.now();
+}
+
+void grow(Sim& sim, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) sim.add();
+  sim.run_for(seconds(2));
+}
+
+}  // namespace
+
+TEST_CASE("nodes join through a seed and see each other alive", "[node]") {
+  Sim sim(1, sim::scenario_config());
+  grow(sim, 5);
+  for (std::size_t i = 0; i < sim.size(); ++i) {
+    CHECK(sim.node(i).live_members() == 5);
+    for (const auto& m : sim.node(i).members()) CHECK(m.state == MemberState::alive);
+  }
+}
+
+TEST_CASE("a registration reaches every member within milliseconds", "[node]") {
+  Sim sim(2, sim::scenario_config());
+  grow(sim, 8);
+  std::vector<std::pair<std::size_t, ServiceChange>> seen;
+  sim.on_events = [&](std::size_t n, const Events& e) {
+    for (const auto& c : e.services) seen.push_back({n, c});
+  };
+  const Time start = sim.now();
+  REQUIRE(sim.set_service(3, "web", at("10.0.0.3", 8080)).ok());
+  const Time done = until(sim, seconds(1), [&] { return everyone_has(sim, "n3", "web", true); });
+  CHECK(done - start < milliseconds(20));
+  CHECK(seen.size() == 8);  // each node reported the change once
+  CHECK(sim.node(0).holders("web") == std::vector<std::string>{"n3"});
+  CHECK(sim.node(0).services() == std::vector<std::string>{"web"});
+  REQUIRE(sim.set_service(3, "web", {}).ok());
+  until(sim, seconds(1), [&] { return everyone_has(sim, "n3", "web", false); });
+  CHECK(everyone_has(sim, "n3", "web", false));
+  CHECK(sim.node(5).holders("web").empty());
+}
+
+TEST_CASE("bad registrations are refused and change nothing", "[node]") {
+  Sim sim(3, sim::scenario_config());
+  grow(sim, 2);
+  CHECK(sim.set_service(0, ".hidden", at("h")).error().code == Errc::invalid_name);
+  std::vector<InstanceSpec> many;
+  for (int i = 0; i < 257; ++i) many.push_back(at("h", static_cast<std::uint16_t>(i))[0]);
+  CHECK(sim.set_service(0, "web", many).error().code == Errc::too_many_instances);
+  CHECK(sim.node(0).services().empty());
+}
+
+TEST_CASE("a killed node is declared dead and its instances vanish; a restart supersedes it", "[node]") {
+  Sim sim(4, sim::scenario_config());
+  grow(sim, 6);
+  REQUIRE(sim.set_service(2, "db", at("10.0.0.2", 5432)).ok());
+  sim.run_for(seconds(1));
+  REQUIRE(everyone_has(sim, "n2", "db", true));
+  const auto old_life = sim.node(2).self();
+  sim.kill(2);
+  const Time start = sim.now();
+  const Time gone = until(sim, seconds(10), [&] { return everyone_has(sim, "n2", "db", false); });
+  CHECK(gone - start < seconds(5));
+  for (std::size_t i = 0; i < sim.size(); ++i) {
+    if (!sim.up(i)) continue;
+    for (const auto& m : sim.node(i).members()) {
+      if (m.id.name == "n2") CHECK(m.state == MemberState::dead);
+    }
+  }
+  // The restarted node comes back with its registration, as a new life.
+  sim.restart(2);
+  CHECK(sim.node(2).self().generation > old_life.generation);
+  until(sim, seconds(5), [&] { return everyone_has(sim, "n2", "db", true); });
+  CHECK(everyone_has(sim, "n2", "db", true));
+  for (const auto& m : sim.node(0).members()) {
+    if (m.id.name == "n2") CHECK(m.state == MemberState::alive);
+  }
+}
+
+TEST_CASE("a graceful leave removes the node's instances at once", "[node]") {
+  Sim sim(5, sim::scenario_config());
+  grow(sim, 6);
+  REQUIRE(sim.set_service(4, "cache", at("10.0.0.4", 6379)).ok());
+  sim.run_for(seconds(1));
+  sim.leave(4);
+  const Time start = sim.now();
+  const Time gone = until(sim, seconds(2), [&] { return everyone_has(sim, "n4", "cache", false); });
+  CHECK(gone - start < milliseconds(50));
+  for (const auto& m : sim.node(0).members()) {
+    if (m.id.name == "n4") CHECK(m.state == MemberState::left);
+  }
+}
+
+TEST_CASE("a node cut off briefly refutes its suspicion and is never declared dead", "[node]") {
+  Sim sim(6, sim::scenario_config());
+  grow(sim, 6);
+  REQUIRE(sim.set_service(1, "api", at("10.0.0.1")).ok());
+  sim.run_for(seconds(1));
+  const auto before = sim.node(1).incarnation();
+  // n1 hears everyone but nobody hears it: probes of n1 fail.
+  for (std::size_t i = 0; i < sim.size(); ++i) if (i != 1) sim.partition_oneway(1, i);
+  bool suspected = false;
+  sim.on_events = [&](std::size_t, const Events& e) {
+    for (const auto& m : e.members) {
+      if (m.id.name == "n1") {
+        suspected = suspected || m.state == MemberState::suspect;
+        CHECK(m.state != MemberState::dead);
+      }
+    }
+  };
+  sim.run_for(milliseconds(700));
+  sim.heal();
+  sim.run_for(seconds(2));
+  CHECK(suspected);
+  CHECK(sim.node(1).incarnation() > before);
+  CHECK(everyone_has(sim, "n1", "api", true));
+}
+
+TEST_CASE("a node that cannot get acks raises its own awareness", "[node][lifeguard]") {
+  Sim sim(7, sim::scenario_config());
+  grow(sim, 5);
+  for (std::size_t i = 0; i < sim.size(); ++i) if (i != 0) sim.partition_oneway(i, 0);
+  sim.run_for(seconds(2));
+  CHECK(sim.node(0).awareness() > 0);
+  for (std::size_t i = 1; i < sim.size(); ++i) CHECK(sim.node(i).awareness() == 0);
+}
+
+TEST_CASE("garbage frames are counted and ignored", "[node]") {
+  Node n(Config{}, NodeId{"n", 1}, PeerAddr{"n"}, 1, Time{});
+  const std::vector<std::uint8_t> junk{'R', 'G', 1, 0, 200};
+  n.handle(Time{}, PeerAddr{"x"}, junk);
+  CHECK(n.stats().bad_frames == 1);
+  CHECK(n.take_events().services.empty());
+}

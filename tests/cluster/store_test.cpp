@@ -1,0 +1,136 @@
+#include <catch2/catch.hpp>
+
+#include "cluster/store.hpp"
+
+using namespace regfs;
+using namespace regfs::cluster;
+
+namespace {
+std::vector<InstanceSpec> one(std::string host) {
+  return {InstanceSpec{Endpoint{std::move(host), 80}, Check{}}};
+}
+const NodeId kA{"a", 5};
+const NodeId kB{"b", 9};
+}  // namespace
+
+TEST_CASE("own changes bump one version per change", "[store]") {
+  Store s(kA);
+  Changes ch;
+  auto e1 = s.set_own("web", one("h1"), Time{}, ch);
+  auto e2 = s.set_own("db", one("h2"), Time{}, ch);
+  auto e3 = s.set_own("web", {}, Time{}, ch);
+  CHECK(e1.version == 1);
+  CHECK(e2.version == 2);
+  CHECK(e3.version == 3);
+  CHECK(e3.instances.empty());
+  CHECK(ch.size() == 3);
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK(s.holders("db") == std::vector<std::string>{"a"});
+  CHECK(s.own_entries().size() == 1);
+}
+
+TEST_CASE("replicas apply newer entries only and never go back", "[store]") {
+  Store s(kB);
+  Changes ch;
+  CHECK(s.apply(Entry{kA, "web", 2, one("new")}, Time{}, ch));
+  CHECK_FALSE(s.apply(Entry{kA, "web", 1, one("old")}, Time{}, ch));
+  CHECK((*s.entry("a", "web"))[0].endpoint.host == "new");
+  // A tombstone hides the service; the older live value cannot come back.
+  CHECK(s.apply(Entry{kA, "web", 3, {}}, Time{}, ch));
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK_FALSE(s.apply(Entry{kA, "web", 2, one("new")}, Time{}, ch));
+  CHECK(s.holders("web").empty());
+  // Nobody else writes our own entries.
+  CHECK_FALSE(s.apply(Entry{kB, "web", 7, one("x")}, Time{}, ch));
+}
+
+TEST_CASE("completeness advances over contiguous versions and guards purged tombstones", "[store]") {
+  Store s(kB);
+  Changes ch;
+  s.apply(Entry{kA, "x", 1, one("1")}, Time{}, ch);
+  s.apply(Entry{kA, "y", 3, one("3")}, Time{}, ch);
+  CHECK(s.origins().at("a").complete == 1);
+  s.apply(Entry{kA, "x", 2, {}}, Time{}, ch);  // fills the gap
+  CHECK(s.origins().at("a").complete == 3);
+  // The tombstone is purged after its TTL, and version 1 of x still cannot return.
+  s.purge(Time{seconds(100)}, Time{seconds(50)});
+  CHECK(s.origins().at("a").entries.count("x") == 0);
+  CHECK(s.origins().at("a").purged == 2);
+  CHECK_FALSE(s.apply(Entry{kA, "x", 1, one("1")}, Time{}, ch));
+  CHECK(s.entry("a", "x") == nullptr);
+}
+
+TEST_CASE("chunks carry what a peer lacks, as increments or snapshots", "[store]") {
+  Store origin(kA);
+  Changes ch;
+  origin.set_own("x", one("1"), Time{}, ch);
+  origin.set_own("y", one("2"), Time{}, ch);
+  origin.set_own("x", {}, Time{}, ch);  // v3 tombstone
+
+  Store replica(kB);
+  replica.apply(Entry{kA, "x", 1, one("1")}, Time{}, ch);
+  auto chunks = origin.chunks_for(replica.digests());
+  REQUIRE(chunks.size() == 1);
+  CHECK_FALSE(chunks[0].snapshot);
+  CHECK(chunks[0].base == 1);
+  CHECK(chunks[0].items.size() == 2);  // y@2 and the tombstone x@3
+  replica.apply(chunks[0], Time{}, ch);
+  CHECK(replica.entry("a", "x") == nullptr);
+  CHECK(replica.entry("a", "y") != nullptr);
+  CHECK(replica.origins().at("a").complete == 3);
+  CHECK(origin.chunks_for(replica.digests()).empty());
+
+  // Once the origin purged its tombstone, a peer behind it gets a snapshot,
+  // and drops what the snapshot does not list.
+  Store stale(NodeId{"c", 1});
+  stale.apply(Entry{kA, "x", 1, one("1")}, Time{}, ch);
+  origin.purge(Time{seconds(100)}, Time{seconds(50)});
+  chunks = origin.chunks_for(stale.digests());
+  REQUIRE(chunks.size() == 1);
+  CHECK(chunks[0].snapshot);
+  stale.apply(chunks[0], Time{}, ch);
+  CHECK(stale.entry("a", "x") == nullptr);
+  CHECK(stale.entry("a", "y") != nullptr);
+  CHECK(stale.origins().at("a").complete == 3);
+}
+
+TEST_CASE("departed origins are hidden, refused, revived or replaced by a new life", "[store]") {
+  Store s(kB);
+  Changes ch;
+  s.apply(Entry{kA, "web", 1, one("h")}, Time{}, ch);
+  ch.clear();
+  s.depart(kA, Time{seconds(60)}, ch);
+  CHECK(ch == Changes{{"web", "a"}});
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK_FALSE(s.apply(Entry{kA, "web", 2, one("late")}, Time{}, ch));
+  CHECK(s.digests().empty());
+  // A refutation brings back exactly what was held.
+  ch.clear();
+  s.revive(kA, ch);
+  CHECK(ch == Changes{{"web", "a"}});
+  CHECK((*s.entry("a", "web"))[0].endpoint.host == "h");
+  // A new life replaces the old one entirely.
+  ch.clear();
+  CHECK(s.apply(Entry{NodeId{"a", 6}, "db", 1, one("d")}, Time{}, ch));
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK(s.entry("a", "db") != nullptr);
+  CHECK_FALSE(s.apply(Entry{kA, "web", 9, one("old life")}, Time{}, ch));
+  // The departure record expires with its TTL.
+  s.depart(NodeId{"a", 6}, Time{seconds(10)}, ch);
+  CHECK(s.departed(NodeId{"a", 6}));
+  s.purge(Time{seconds(11)}, Time{});
+  CHECK_FALSE(s.departed(NodeId{"a", 6}));
+  CHECK(s.origins().count("a") == 0);
+}
+
+TEST_CASE("the registry hash follows digests", "[store]") {
+  Store a(kA), b(kB);
+  Changes ch;
+  CHECK(a.hash() == b.hash());
+  auto e = a.set_own("web", one("h"), Time{}, ch);
+  CHECK(a.hash() != b.hash());
+  Store c(NodeId{"c", 1});
+  c.apply(e, Time{}, ch);
+  b.apply(e, Time{}, ch);
+  CHECK(b.hash() == c.hash());
+}
