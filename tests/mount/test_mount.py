@@ -357,3 +357,85 @@ def test_status_and_metrics(daemon, servers):
         values[name] = float(value)
     assert values["regfs_writes_total"] >= 1
     assert values["regfs_services"] == 1
+
+
+# ---- the command line ----------------------------------------------------------
+
+def regfs(d, *args, timeout=20):
+    from conftest import REGFS
+    return subprocess.run([REGFS, "--mount", d.mount, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_end_to_end(daemon, servers):
+    s, t = servers(), servers()
+    assert regfs(daemon, "register", "web", s.endpoint, "--check", "http:/health").returncode == 0
+    assert regfs(daemon, "register", "web", t.endpoint).returncode == 0
+    r = regfs(daemon, "get", "web")
+    assert r.returncode == 0 and r.stdout.strip() in (s.endpoint, t.endpoint)
+    r = regfs(daemon, "get", "web", "--all")
+    assert sorted(r.stdout.split()) == sorted([s.endpoint, t.endpoint])
+    assert regfs(daemon, "register", "web", s.endpoint, "--replace").returncode == 0
+    assert regfs(daemon, "get", "web", "--all").stdout.split() == [s.endpoint]
+    r = regfs(daemon, "status")
+    assert r.returncode == 0 and "web" in r.stdout and "healthy" in r.stdout
+    assert json.loads(regfs(daemon, "status", "--json").stdout)["node"] == "n1"
+    r = regfs(daemon, "members")
+    assert r.returncode == 0 and "n1" in r.stdout and "alive" in r.stdout
+    assert regfs(daemon, "deregister", "web").returncode == 0
+    assert regfs(daemon, "get", "web").returncode == 3
+
+
+def test_cli_exit_codes(daemon):
+    assert regfs(daemon, "get", "nothing").returncode == 3
+    regfs(daemon, "register", "down", f"127.0.0.1:{closed_port()}")
+    assert regfs(daemon, "get", "down").returncode == 4
+    started = time.monotonic()
+    assert regfs(daemon, "get", "never", "--wait", "0.5").returncode == 5
+    assert time.monotonic() - started < 5
+    assert regfs(daemon, "register", "web", "1.2.3").returncode == 7
+    assert regfs(daemon, "register", "bad name", "1.2.3.4:80").returncode == 7
+    assert regfs(daemon, "bogus").returncode == 2
+    assert regfs(daemon, "deregister", "nothing").returncode == 3
+    from conftest import REGFS
+    r = subprocess.run([REGFS, "--mount", "/nonexistent", "status"], capture_output=True, text=True)
+    assert r.returncode == 8
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", REGFS,
+                        "--mount", daemon.mount, "register", "web", "1.2.3.4:80"],
+                       capture_output=True, text=True)
+    assert r.returncode == 6, r.stderr
+
+
+def test_cli_get_wait_returns_when_the_service_comes(daemon, servers):
+    s = servers()
+    threading.Timer(0.3, lambda: regfs(daemon, "register", "late", s.endpoint)).start()
+    r = regfs(daemon, "get", "late", "--wait", "5")
+    assert r.returncode == 0 and r.stdout.strip() == s.endpoint
+
+
+def test_cli_run_registers_forwards_signals_and_deregisters(daemon, servers):
+    from conftest import REGFS
+    dep = servers()
+    regfs(daemon, "register", "config-server", dep.endpoint)
+    proc = subprocess.Popen([REGFS, "--mount", daemon.mount, "run", "--name", "app", "--port", "auto",
+                             "--check", "tcp", "--requires", "config-server",
+                             "--requires-timeout", "5", "--",
+                             "python3", "-c",
+                             "import http.server as h; h.HTTPServer(('127.0.0.1', 0), "
+                             "h.BaseHTTPRequestHandler).serve_forever()"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: _errno_of(daemon.path("app")) == 0, 10)
+        endpoint = read(daemon.path("app")).strip()
+        assert endpoint.startswith("127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 128 + signal.SIGTERM
+        assert _errno_of(daemon.path("app")) == errno.ENOENT
+    finally:
+        proc.kill()
+
+
+def test_cli_run_fails_when_requirements_never_come(daemon):
+    r = regfs(daemon, "run", "--name", "app", "--requires", "missing", "--requires-timeout", "0.5",
+              "--", "true")
+    assert r.returncode == 5

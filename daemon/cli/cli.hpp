@@ -1,0 +1,61 @@
+// regfs, the command line: shared pieces of the subcommands.
+//
+// The command line talks to the daemon only through the mount, with plain
+// file operations, exactly as any other reader or writer would.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace regfs::cli {
+
+// Exit codes (docs/INTERFACES.md).
+enum Exit : int {
+  kOk = 0,
+  kError = 1,
+  kUsage = 2,
+  kNotFound = 3,
+  kHostDown = 4,
+  kTimedOut = 5,
+  kDenied = 6,
+  kInvalid = 7,
+  kNoDaemon = 8,
+};
+
+// The one place errno becomes an exit code.
+Exit exit_for_errno(int err);
+
+// Prints "regfs: WHAT: strerror(err)" and returns the exit code for err.
+int fail(const std::string& what, int err);
+// Prints "regfs: MESSAGE" and returns `code`.
+int fail_usage(const std::string& message, int code = kUsage);
+
+struct Context {
+  std::string mount;  // --mount, REGFS_MOUNT, default /registry
+  std::string path(std::string_view name) const { return mount + "/" + std::string(name); }
+};
+
+// Columns aligned with two spaces between them; the first row is the header.
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
+
+// The listening TCP ports in /proc/net/tcp{,6} text owned by the given socket
+// inodes. Pure: the caller reads the files.
+std::vector<std::uint16_t> listening_ports(std::string_view proc_net_tcp,
+                                           const std::vector<std::uint64_t>& inodes);
+
+int cmd_get(const Context& ctx, const std::vector<std::string>& args);
+int cmd_register(const Context& ctx, const std::vector<std::string>& args);
+int cmd_deregister(const Context& ctx, const std::vector<std::string>& args);
+int cmd_status(const Context& ctx, const std::vector<std::string>& args);
+int cmd_members(const Context& ctx, const std::vector<std::string>& args);
+int cmd_keygen(const Context& ctx, const std::vector<std::string>& args);
+int cmd_run(const Context& ctx, const std::vector<std::string>& args);
+
+// Reads a whole file; returns errno (0 on success).
+int read_file(const std::string& path, std::string& out);
+// Writes `text` with one write(); returns errno (0 on success).
+int write_file(const std::string& path, const std::string& text, bool append);
+
+}  // namespace regfs::cli

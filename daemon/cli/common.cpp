@@ -1,0 +1,115 @@
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "cli.hpp"
+
+namespace regfs::cli {
+
+Exit exit_for_errno(int err) {
+  switch (err) {
+    case 0: return kOk;
+    case ENOENT: return kNotFound;
+    case EHOSTDOWN: return kHostDown;
+    case ETIMEDOUT:
+    case EINTR: return kTimedOut;
+    case EACCES:
+    case EPERM: return kDenied;
+    case EINVAL:
+    case ENAMETOOLONG:
+    case ENOSPC:
+    case EFBIG: return kInvalid;
+    case ENOTCONN: return kNoDaemon;
+    default: return kError;
+  }
+}
+
+int fail(const std::string& what, int err) {
+  std::cerr << "regfs: " << what << ": " << std::strerror(err) << "\n";
+  return exit_for_errno(err);
+}
+
+int fail_usage(const std::string& message, int code) {
+  std::cerr << "regfs: " << message << "\n";
+  return code;
+}
+
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+  return out.str();
+}
+
+std::vector<std::uint16_t> listening_ports(std::string_view text,
+                                           const std::vector<std::uint64_t>& inodes) {
+  // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+  std::vector<std::uint16_t> ports;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string sl, local, remote, state, queues, timer, retransmit, uid, timeout, inode;
+    if (!(fields >> sl >> local >> remote >> state >> queues >> timer >> retransmit >> uid >>
+          timeout >> inode)) {
+      continue;
+    }
+    if (state != "0A") continue;  // TCP_LISTEN
+    const auto colon = local.rfind(':');
+    if (colon == std::string::npos) continue;
+    char* end = nullptr;
+    const unsigned long port = std::strtoul(local.c_str() + colon + 1, &end, 16);
+    const unsigned long long ino = std::strtoull(inode.c_str(), nullptr, 10);
+    if (port == 0 || port > 65535) continue;
+    for (std::uint64_t wanted : inodes) {
+      if (wanted == ino) ports.push_back(static_cast<std::uint16_t>(port));
+    }
+  }
+  return ports;
+}
+
+int read_file(const std::string& path, std::string& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  out.clear();
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return 0;
+}
+
+int write_file(const std::string& path, const std::string& text, bool append) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
+                        0644);
+  if (fd < 0) return errno;
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int err = n < 0 ? errno : 0;
+  ::close(fd);
+  return err;
+}
+
+}  // namespace regfs::cli
