@@ -132,6 +132,7 @@ class Node {
   // node_probe.cpp: failure detection
   void probe_tick(Time now);
   void start_probe(Time now);
+  void send_probe(Time now, const Member& m);
   void on_ping(Time now, const PeerAddr& from, const Ping& m);
   void on_ping_req(Time now, const PeerAddr& from, const PingReq& m);
   void on_ack(Time now, std::uint32_t seq);
@@ -168,6 +169,7 @@ class Node {
   std::vector<std::string> probe_order_;
   std::size_t probe_pos_ = 0;
   Probe probe_;
+  bool suspect_turn_ = false;
   Time next_probe_{};
   std::uint32_t next_seq_ = 1;
   std::map<std::uint32_t, Relay> relays_;

@@ -69,8 +69,12 @@ void Node::on_alive(Time now, const Alive& a) {
 
 void Node::on_suspect(Time now, const Suspect& s) {
   if (s.node.name == self_.name) {
-    if (s.node.generation == self_.generation && s.incarnation >= me().incarnation) {
+    if (s.node.generation != self_.generation || leaving_) return;
+    if (s.incarnation >= me().incarnation) {
       refute(now, s.incarnation, false);
+    } else {
+      // A stale suspicion: someone missed our refutation. Say it again.
+      queue_rumor("m/" + self_.name, Alive{self_, me().incarnation, me().addr});
     }
     return;
   }

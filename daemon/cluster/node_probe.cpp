@@ -4,6 +4,9 @@
 // Lifeguard: timeouts stretch with this node's awareness score, and missing
 // nacks from the indirect helpers count against this node, not the target.
 #include <algorithm>
+#include <iterator>
+
+#include "cluster/codec.hpp"
 
 #include "cluster/node.hpp"
 
@@ -40,6 +43,17 @@ void Node::probe_tick(Time now) {
 void Node::start_probe(Time now) {
   next_probe_ = now + awareness_.scale(cfg_.probe_interval);
   refresh_peers();
+  // Every other probe goes to a suspect, if there is one: either it answers
+  // (and hears of the suspicion, see below) or it confirms the suspicion.
+  suspect_turn_ = !suspect_turn_;
+  if (suspect_turn_ && !suspicions_.empty()) {
+    auto s = suspicions_.begin();
+    std::advance(s, static_cast<std::ptrdiff_t>(random(suspicions_.size())));
+    auto it = members_.find(s->first);
+    if (it != members_.end() && it->second.state == MemberState::suspect) {
+      return send_probe(now, it->second);
+    }
+  }
   for (std::size_t tries = 0; tries <= probe_order_.size(); ++tries) {
     if (probe_pos_ >= probe_order_.size()) {
       probe_order_ = peers_;
@@ -54,16 +68,31 @@ void Node::start_probe(Time now) {
     if (it == members_.end()) continue;
     const Member& m = it->second;
     if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
-    stats_.probes++;
-    probe_ = Probe{};
-    probe_.active = true;
-    probe_.seq = next_seq_++;
-    probe_.target = m.id;
-    probe_.direct_deadline = now + awareness_.scale(cfg_.probe_timeout);
-    probe_.end = next_probe_;
-    send_packet(m.addr, Ping{probe_.seq, m.id});
-    return;
+    return send_probe(now, m);
   }
+}
+
+void Node::send_probe(Time now, const Member& m) {
+  stats_.probes++;
+  probe_ = Probe{};
+  probe_.active = true;
+  probe_.seq = next_seq_++;
+  probe_.target = m.id;
+  probe_.direct_deadline = now + awareness_.scale(cfg_.probe_timeout);
+  probe_.end = next_probe_;
+  if (m.state == MemberState::suspect) {
+    // Lifeguard's buddy system: tell a suspect it is suspected, so that it
+    // refutes at once and its ack carries the refutation back.
+    auto bytes = encode_header(Channel::packet, self_);
+    for (const Message& msg : {Message{Ping{probe_.seq, m.id}},
+                               Message{Suspect{m.id, m.incarnation, self_.name}}}) {
+      auto b = encode_message(msg);
+      bytes.insert(bytes.end(), b.begin(), b.end());
+    }
+    broadcasts_.pack(bytes, cfg_.wire.max_packet - bytes.size(), retransmit_limit());
+    return send(m.addr, Channel::packet, std::move(bytes));
+  }
+  send_packet(m.addr, Ping{probe_.seq, m.id});
 }
 
 void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
