@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The read-path benchmark with its references, in one run:
+#   sudo bench/read.sh [ITERATIONS]
+# Starts two daemons (default freshness, and --fresh 0 so every read checks),
+# loopback HTTP servers for the instances, dnsmasq on a loopback port, and
+# measures open+read+close against a tmpfs file and a DNS query. Then the
+# daemon's resident memory idle and with 10,000 registered instances.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+iterations=${1:-20000}
+"$root/packaging/build.sh" "$root/build"
+bin=$root/build
+
+work=$(mktemp -d /tmp/regfs-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for m in "$work"/m*; do fusermount3 -uz "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+start_daemon() {  # name, extra args...
+  local name=$1
+  shift
+  "$bin/daemon/app/regfsd" --mount "$work/$name" --state-dir "$work/state-$name" \
+    --node-name "$name" --advertise 127.0.0.1 --log-level warn "$@" 2>>"$work/$name.log" &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -r $work/$name/.metrics ]] && break; sleep 0.05; done
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Five loopback TCP servers for the instances to point at: accept, close.
+python3 - "$work/ports" <<'PY' &
+import socket, sys, threading
+def serve(s):
+    while True:
+        c, _ = s.accept()
+        c.close()
+socks = []
+for _ in range(5):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024); socks.append(s)
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+open(sys.argv[1], "w").write(" ".join(str(s.getsockname()[1]) for s in socks))
+threading.Event().wait(3600)
+PY
+pids+=($!)
+for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
+read -r -a ports <"$work/ports" || true
+
+start_daemon m1
+idle_pid=${pids[-1]}
+sleep 0.5
+idle_rss=$(rss_kb "$idle_pid")
+echo "127.0.0.1:${ports[0]}" >"$work/m1/svc1"
+for p in "${ports[@]}"; do echo "127.0.0.1:$p"; done >"$work/m1/svc5"
+start_daemon m0 --fresh 0
+echo "127.0.0.1:${ports[0]}" >"$work/m0/svc1"
+
+dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+  --port="$dns_port" --host-record=svc.test,10.0.0.5 --conf-file=/dev/null --pid-file="$work/dnsmasq.pid" \
+  --user=root 2>"$work/dnsmasq.log" &
+pids+=($!)
+sleep 0.5
+
+echo "127.0.0.1:${ports[0]}" >/dev/shm/regfs-bench-ref
+echo "## read path, $(date -u +%Y-%m-%d), $(nproc) cores, $iterations iterations"
+"$bin/bench/read_bench" --iterations "$iterations" --tmpfs /dev/shm/regfs-bench-ref \
+  --one "$work/m1/svc1" --multi "$work/m1/svc5" --check "$work/m0/svc1" \
+  --dns "127.0.0.1:$dns_port" svc.test
+rm -f /dev/shm/regfs-bench-ref
+
+# Memory: 1,000 services of 10 instances each (check=none, no probing).
+for s in $(seq 1000); do
+  for i in $(seq 10); do echo "10.1.$((s % 250)).$i:$((1000 + s)) check=none"; done >"$work/m1/mem$s"
+done
+sleep 0.5
+full_rss=$(rss_kb "$idle_pid")
+instances=$(awk '/^regfs_instances / {print $2}' "$work/m1/.metrics")
+echo
+echo "| memory | VmRSS |"
+echo "|---|---|"
+echo "| regfsd idle | $((idle_rss / 1024)).$(( (idle_rss % 1024) * 10 / 1024 )) MB |"
+echo "| regfsd with $instances instances | $((full_rss / 1024)).$(( (full_rss % 1024) * 10 / 1024 )) MB |"
