@@ -1,0 +1,72 @@
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "state_store.hpp"
+
+using namespace regfs;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/regfs-state-test.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+InstanceSpec spec(const std::string& line) { return *parse_line(line, Limits{}); }
+}  // namespace
+
+TEST_CASE("save, load, remove round trip") {
+  TempDir t;
+  auto store = StateStore::open(t.path.string());
+  REQUIRE(store.ok());
+  REQUIRE(store->save("web", {spec("10.0.0.1:80"), spec(":8080 check=http:/health")}).ok());
+  REQUIRE(store->save("db", {spec("[::1]:5432 check=none")}).ok());
+  auto loaded = StateStore::open(t.path.string())->load();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 2);
+  CHECK(loaded->at("web").size() == 2);
+  CHECK(loaded->at("web")[1].check.path == "/health");
+  CHECK(loaded->at("db")[0].endpoint.host == "::1");
+  REQUIRE(store->save("web", {}).ok());
+  CHECK(store->load()->count("web") == 0);
+  CHECK(store->save("web", {}).ok());  // removing twice is fine
+}
+
+TEST_CASE("leftovers and bad files never stop a start") {
+  TempDir t;
+  REQUIRE(StateStore::open(t.path.string())->save("good", {spec("10.0.0.1:80")}).ok());
+  std::ofstream(t.path / "services" / ".half.tmp") << "10.0.0.9:80\n";
+  std::ofstream(t.path / "services" / "corrupt") << "not an endpoint\n";
+  std::ofstream(t.path / "services" / "bad name") << "10.0.0.1:80\n";
+  auto store = StateStore::open(t.path.string());
+  REQUIRE(store.ok());
+  CHECK_FALSE(fs::exists(t.path / "services" / ".half.tmp"));
+  auto loaded = store->load();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 1);
+  CHECK(loaded->count("good") == 1);
+}
+
+TEST_CASE("generation grows across starts") {
+  TempDir t;
+  auto a = StateStore::open(t.path.string());
+  const auto g1 = a->next_generation();
+  const auto g2 = StateStore::open(t.path.string())->next_generation();
+  REQUIRE(g1.ok());
+  REQUIRE(g2.ok());
+  CHECK(*g2 == *g1 + 1);
+}
+
+TEST_CASE("an unusable directory is an io error") {
+  TempDir t;
+  std::ofstream(t.path / "file") << "x";
+  auto store = StateStore::open((t.path / "file" / "state").string());
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.error().code == Errc::io);
+  CHECK(store.error().detail.find("file") != std::string::npos);
+}
