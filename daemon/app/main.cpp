@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <optional>
+#include <random>
 #include <cstdlib>
 #include <grp.h>
 #include <iostream>
@@ -11,6 +13,9 @@
 #include <unistd.h>
 
 #include "advertise.hpp"
+#include "cluster_driver.hpp"
+#include "transport/keyring.hpp"
+#include "transport/transport.hpp"
 #include "mirror.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/session.hpp"
@@ -57,8 +62,14 @@ int run(const regfs::Options& opt) {
     }
     config.writers_gid = g->gr_gid;
   }
-  if (!opt.join.empty() || !opt.key_file.empty()) {
-    spdlog::warn("this build serves a cluster of one: --join and --key-file are not used yet");
+  std::optional<transport::Keyring> keyring;
+  if (!opt.key_file.empty()) {
+    auto loaded = transport::Keyring::load(opt.key_file);
+    if (!loaded) {
+      spdlog::error("--key-file: {}", loaded.error().detail);
+      return kExitUsage;
+    }
+    keyring = std::move(*loaded);
   }
 
   auto store = StateStore::open(opt.state_dir);
@@ -66,7 +77,11 @@ int run(const regfs::Options& opt) {
     spdlog::error("state directory: {}", store.error().detail);
     return kExitStart;
   }
-  auto generation = store->next_generation();
+  // A new life supersedes the previous one everywhere: the generation grows
+  // across restarts, even if the state directory was lost (wall clock floor).
+  const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  auto generation = store->next_generation(static_cast<std::uint64_t>(wall_us.count()));
   if (!generation) {
     spdlog::error("state directory: {}", generation.error().detail);
     return kExitStart;
@@ -100,13 +115,49 @@ int run(const regfs::Options& opt) {
   node.add_sink(&filesystem);
   node.add_metrics([&filesystem] { return filesystem.metrics_text(); });
 
+  // The cluster: this node's gossip address is the advertise address and the bound port.
+  std::unique_ptr<ClusterDriver> cluster;
+  {
+    ClusterDriver* driver = nullptr;
+    auto transport = transport::Transport::open(
+        io, opt.bind, keyring, cluster::Config{}.wire.max_stream,
+        [&driver](const std::string& from, bool stream, std::span<const std::uint8_t> frame) {
+          if (driver != nullptr) driver->deliver(from, stream, frame);
+        });
+    if (!transport) {
+      spdlog::error("{}", transport.error().detail);
+      return kExitStart;
+    }
+    // Peers reach us at the bound address, or at the advertise address when
+    // bound to every interface.
+    const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::" || bind_host == "[::]";
+    const std::string gossip = (wildcard ? config.advertise : bind_host) + ":" +
+                               std::to_string((*transport)->port());
+    const cluster::NodeId self{config.name, config.generation};
+    cluster = std::make_unique<ClusterDriver>(io, node, cluster::Config{}, self, gossip,
+                                              std::move(*transport),
+                                              std::random_device{}() ^ config.generation);
+    driver = cluster.get();
+    node.set_members([&cluster] { return cluster->members(); });
+    node.add_metrics([&cluster] { return cluster->metrics_text(); });
+    node.set_replicator([&cluster](const std::string& service, const std::vector<InstanceSpec>& specs) {
+      cluster->set_service(service, specs);
+    });
+    cluster->start(opt.join);
+    spdlog::info("gossip on {} ({})", gossip, keyring ? "encrypted" : "no key: in the clear");
+  }
+
   std::unique_ptr<fs::Session> session;
+  bool stopping = false;
   auto shutdown = [&](const char* why) {
+    if (stopping) return;
+    stopping = true;
     spdlog::info("stopping: {}", why);
     if (session) session->unmount();
     node.stop();
     checker.cancel_all();
-    io.stop();
+    // Say goodbye so peers drop our instances at once, then stop.
+    cluster->leave([&io] { io.stop(); });
   };
   if (!opt.no_mount) {
     auto mounted = fs::Session::mount(io, filesystem, opt.mount, [&] { shutdown("unmounted"); });

@@ -65,8 +65,12 @@ void Node::stop() {
 void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
   const Time now = steady_now();
   if (kind == fs::FileKind::status) {
-    NodeView view{config_.name, config_.generation, config_.advertise,
-                  {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}}};
+    NodeView view{config_.name, config_.generation, config_.advertise, {}};
+    if (members_) {
+      view.members = members_();
+    } else {
+      view.members = {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}};
+    }
     return done(fs::Answer{render_status(registry_, view, now), Duration::zero()});
   }
   if (kind == fs::FileKind::metrics) {
@@ -288,7 +292,19 @@ Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw
     own_[service] = std::move(raw);
   }
   if (registry_.replace(service, config_.name, resolved)) changed(service);
+  if (replicate_) replicate_(service, resolved);
   return ok_status();
+}
+
+void Node::set_replicator(Replicator replicate) {
+  replicate_ = std::move(replicate);
+  for (const auto& [service, raw] : own_) replicate_(service, resolve(raw));
+}
+
+void Node::apply_remote(const std::string& service, const std::string& origin,
+                        std::vector<InstanceSpec> instances) {
+  if (origin == config_.name || !valid_service_name(service)) return;
+  if (registry_.replace(service, origin, std::move(instances))) changed(service);
 }
 
 std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) const {

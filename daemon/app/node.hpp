@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,6 +58,16 @@ class Node final : public fs::Backend {
 
   // Who is told of changes (the filesystem, the mirror). Each must outlive the node.
   void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
+  // Told of every change to this node's own instances (resolved), to
+  // replicate them. Called for every restored service when set.
+  using Replicator = std::function<void(const std::string&, const std::vector<InstanceSpec>&)>;
+  void set_replicator(Replicator replicate);
+  // Another node's instances of `service`, as replicated (empty: none).
+  void apply_remote(const std::string& service, const std::string& origin,
+                    std::vector<InstanceSpec> instances);
+  // Where .status.json gets its members from (default: this node alone).
+  void set_members(std::function<std::vector<MemberView>()> source) { members_ = std::move(source); }
+
   // More Prometheus text for .metrics (other layers' counters).
   void add_metrics(std::function<std::string()> source) { metric_sources_.push_back(std::move(source)); }
 
@@ -95,6 +106,8 @@ class Node final : public fs::Backend {
   NodeConfig config_;
   std::vector<fs::ChangeSink*> sinks_;
   std::vector<std::function<std::string()>> metric_sources_;
+  Replicator replicate_;
+  std::function<std::vector<MemberView>()> members_;
 
   Registry registry_;
   std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable

@@ -1,5 +1,6 @@
 #include "state_store.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -148,12 +149,12 @@ Result<std::map<std::string, std::vector<InstanceSpec>>> StateStore::load() cons
   return services;
 }
 
-Result<std::uint64_t> StateStore::next_generation() {
+Result<std::uint64_t> StateStore::next_generation(std::uint64_t floor) {
   std::uint64_t generation = 0;
   if (auto content = read_file(dir_ + "/generation")) {
     generation = std::strtoull(content->c_str(), nullptr, 10);
   }
-  ++generation;
+  generation = std::max(generation + 1, floor);
   if (auto st = write_file(dir_, "generation", std::to_string(generation) + "\n"); !st) {
     return st.error();
   }

@@ -30,8 +30,8 @@ class StateStore {
   // service name, is skipped with a warning: one bad file never stops a start.
   Result<std::map<std::string, std::vector<InstanceSpec>>> load() const;
 
-  // One more than the last start's generation, durably recorded.
-  Result<std::uint64_t> next_generation();
+  // One more than the last start's generation, or `floor` if larger, durably recorded.
+  Result<std::uint64_t> next_generation(std::uint64_t floor = 0);
 
   const std::string& dir() const { return dir_; }
 

@@ -1,0 +1,212 @@
+#include "cluster_driver.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <filesystem>
+#include <fstream>
+#include <spdlog/spdlog.h>
+#include <sstream>
+
+namespace regfs {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto kStaleFile = std::chrono::minutes(5);
+constexpr auto kLeaveLinger = std::chrono::milliseconds(300);
+}  // namespace
+
+ClusterDriver::ClusterDriver(asio::io_context& io, Node& node, cluster::Config config,
+                             cluster::NodeId self, std::string gossip_addr,
+                             std::unique_ptr<transport::Transport> transport, std::uint64_t seed)
+    : io_(io),
+      node_(node),
+      core_(config, self, cluster::PeerAddr{gossip_addr}, seed, steady_now()),
+      gossip_addr_(std::move(gossip_addr)),
+      transport_(std::move(transport)),
+      timer_(io),
+      sources_timer_(io),
+      resolver_(io),
+      rejoin_(config.rejoin_interval) {
+  transport_->set_advertised(gossip_addr_);
+}
+
+ClusterDriver::~ClusterDriver() {
+  timer_.cancel();
+  sources_timer_.cancel();
+  transport_->close();
+}
+
+void ClusterDriver::start(std::vector<std::string> sources) {
+  sources_ = std::move(sources);
+  refresh_sources();
+  pump();
+}
+
+void ClusterDriver::set_service(const std::string& service,
+                                const std::vector<InstanceSpec>& instances) {
+  if (auto st = core_.set_service(steady_now(), service, instances); !st) {
+    spdlog::warn("cluster: cannot replicate {}: {}", service, st.error().detail);
+  }
+  pump();
+}
+
+void ClusterDriver::deliver(const std::string& from, bool /*stream*/,
+                            std::span<const std::uint8_t> frame) {
+  core_.handle(steady_now(), cluster::PeerAddr{from}, frame);
+  pump();
+}
+
+void ClusterDriver::pump() {
+  for (auto& out : core_.take_outgoing()) {
+    if (out.channel == cluster::Channel::stream) {
+      transport_->send_stream(out.to.value, std::move(out.bytes));
+    } else {
+      transport_->send_packet(out.to.value, std::move(out.bytes));
+    }
+  }
+  const cluster::Events events = core_.take_events();
+  for (const auto& change : events.services) {
+    if (change.origin == core_.self().name) continue;
+    const auto* specs = core_.instances(change.origin, change.service);
+    node_.apply_remote(change.service, change.origin,
+                       specs != nullptr ? *specs : std::vector<InstanceSpec>{});
+  }
+  for (const auto& m : events.members) {
+    if (m.id.name == core_.self().name) continue;
+    spdlog::info("member {} ({}) is {} (incarnation {})", m.id.name, m.addr.value,
+                 cluster::to_string(m.state), m.incarnation);
+  }
+  if (!stopping_) schedule();
+}
+
+void ClusterDriver::schedule() {
+  const Time next = core_.next_deadline();
+  const Duration wait = std::max(next - steady_now(), Duration::zero());
+  timer_.expires_after(wait);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    core_.tick(steady_now());
+    pump();
+  });
+}
+
+void ClusterDriver::leave(std::function<void()> done) {
+  for (const auto& f : own_files_) std::filesystem::remove(f);
+  core_.leave(steady_now());
+  pump();
+  // Keep delivering and ticking briefly so the goodbye spreads.
+  auto linger = std::make_shared<asio::steady_timer>(io_, kLeaveLinger);
+  linger->async_wait([this, linger, done = std::move(done)](const boost::system::error_code&) {
+    stopping_ = true;
+    timer_.cancel();
+    sources_timer_.cancel();
+    transport_->close();
+    done();
+  });
+}
+
+void ClusterDriver::add_seed(const std::string& addr) {
+  if (addr == gossip_addr_ || !seeds_.insert(addr).second) return;
+  core_.join(steady_now(), {cluster::PeerAddr{addr}});
+  pump();
+}
+
+void ClusterDriver::refresh_sources() {
+  for (const auto& source : sources_) {
+    if (source.starts_with("file:")) {
+      file_sources(source.substr(5));
+    } else if (source.starts_with("dns:")) {
+      std::string rest = source.substr(4);
+      std::string port = "7946";
+      if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+        port = rest.substr(colon + 1);
+        rest.resize(colon);
+      }
+      resolve_dns(rest, port);
+    } else if (transport::parse_addr(source)) {
+      add_seed(source);
+    } else if (const auto colon = source.rfind(':'); colon != std::string::npos) {
+      resolve_dns(source.substr(0, colon), source.substr(colon + 1));  // HOST:PORT by name
+    }
+  }
+  sources_timer_.expires_after(std::min<Duration>(rejoin_, seconds(10)));
+  sources_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopping_) refresh_sources();
+  });
+}
+
+void ClusterDriver::resolve_dns(const std::string& host, const std::string& port) {
+  resolver_.async_resolve(host, port, [this, host](const boost::system::error_code& ec,
+                                                   const asio::ip::tcp::resolver::results_type& r) {
+    if (ec) {
+      spdlog::debug("join: cannot resolve {}: {}", host, ec.message());
+      return;
+    }
+    for (const auto& entry : r) {
+      add_seed(transport::format_addr(entry.endpoint().address(), entry.endpoint().port()));
+    }
+  });
+}
+
+void ClusterDriver::file_sources(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string mine = dir + "/" + core_.self().name;
+  {
+    const std::string tmp = mine + ".tmp";
+    std::ofstream(tmp) << gossip_addr_ << "\n";
+    fs::rename(tmp, mine, ec);  // rewriting keeps our file fresh
+    if (std::find(own_files_.begin(), own_files_.end(), mine) == own_files_.end()) {
+      own_files_.push_back(mine);
+    }
+  }
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file() || entry.path() == mine || entry.path().extension() == ".tmp") continue;
+    if (now - entry.last_write_time(ec) > kStaleFile) continue;
+    std::ifstream in(entry.path());
+    std::string addr;
+    std::getline(in, addr);
+    if (transport::parse_addr(addr)) add_seed(addr);
+  }
+}
+
+std::vector<MemberView> ClusterDriver::members() const {
+  std::vector<MemberView> out;
+  for (const auto& m : core_.members()) {
+    out.push_back(MemberView{m.id.name, m.addr.value, cluster::to_string(m.state), m.incarnation,
+                             m.id.generation, m.id.name == core_.self().name});
+  }
+  return out;
+}
+
+std::string ClusterDriver::metrics_text() const {
+  const auto& c = core_.stats();
+  const auto& t = transport_->stats();
+  std::ostringstream out;
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    out << "# HELP regfs_" << name << " " << help << "\n# TYPE regfs_" << name << " counter\nregfs_"
+        << name << " " << v << "\n";
+  };
+  counter("cluster_frames_in_total", "Frames the cluster core handled.", c.frames_in);
+  counter("cluster_frames_out_total", "Frames the cluster core sent.", c.frames_out);
+  counter("cluster_bad_frames_total", "Frames the core could not decode.", c.bad_frames);
+  counter("cluster_probes_total", "Failure-detection probes.", c.probes);
+  counter("cluster_probe_failures_total", "Probes that got no ack.", c.probe_failures);
+  counter("cluster_refutations_total", "Suspicions of this node it refuted.", c.refutations);
+  counter("cluster_syncs_total", "Push-pull exchanges started.", c.syncs_started);
+  counter("net_packets_in_total", "UDP datagrams received.", t.packets_in);
+  counter("net_packets_out_total", "UDP datagrams sent.", t.packets_out);
+  counter("net_streams_in_total", "TCP state exchanges received.", t.streams_in);
+  counter("net_streams_out_total", "TCP state exchanges sent.", t.streams_out);
+  counter("net_bytes_in_total", "Bytes received.", t.bytes_in);
+  counter("net_bytes_out_total", "Bytes sent.", t.bytes_out);
+  counter("net_auth_failures_total", "Frames that failed authentication.", t.auth_failures);
+  counter("net_dropped_total", "Frames dropped: oversized, malformed, or failed to send.", t.dropped);
+  out << "# HELP regfs_cluster_members Members alive or suspect, this node included.\n"
+      << "# TYPE regfs_cluster_members gauge\nregfs_cluster_members " << core_.live_members() << "\n";
+  return out.str();
+}
+
+}  // namespace regfs

@@ -1,0 +1,72 @@
+// Drives the pure cluster core on real sockets: delivers frames, ticks it at
+// its deadlines, sends what it returns, and applies what changed to the
+// daemon's registry (so the mount invalidates exactly those services).
+//
+// Also finds peers: HOST:PORT, dns:NAME[:PORT] (looked up again every
+// rejoin interval) and file:DIR (each daemon keeps DIR/<node-name> holding
+// its gossip address and reads the others'; files untouched for five
+// minutes are stale and ignored).
+//
+// Loop thread only. `node` and `io` must outlive the driver.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/node.hpp"
+#include "core/render.hpp"
+#include "node.hpp"
+#include "transport/transport.hpp"
+
+namespace regfs {
+
+class ClusterDriver {
+ public:
+  ClusterDriver(boost::asio::io_context& io, Node& node, cluster::Config config,
+                cluster::NodeId self, std::string gossip_addr,
+                std::unique_ptr<transport::Transport> transport, std::uint64_t seed);
+  ~ClusterDriver();
+
+  // Starts ticking and joining. `sources` are --join values.
+  void start(std::vector<std::string> sources);
+  // Replicates this node's instances of `service` (empty: removed).
+  void set_service(const std::string& service, const std::vector<InstanceSpec>& instances);
+  // Leaves the cluster, keeps gossiping briefly so peers hear it, then calls `done`.
+  void leave(std::function<void()> done);
+
+  std::vector<MemberView> members() const;
+  std::string metrics_text() const;
+
+  // The transport's delivery callback target.
+  void deliver(const std::string& from, bool stream, std::span<const std::uint8_t> frame);
+
+ private:
+  void pump();
+  void schedule();
+  void refresh_sources();
+  void resolve_dns(const std::string& host, const std::string& port);
+  void file_sources(const std::string& dir);
+  void add_seed(const std::string& addr);
+
+  boost::asio::io_context& io_;
+  Node& node_;
+  cluster::Node core_;
+  std::string gossip_addr_;
+  std::unique_ptr<transport::Transport> transport_;
+  boost::asio::steady_timer timer_;
+  boost::asio::steady_timer sources_timer_;
+  boost::asio::ip::tcp::resolver resolver_;
+  std::vector<std::string> sources_;
+  std::set<std::string> seeds_;
+  std::vector<std::string> own_files_;  // file:DIR entries to remove on leave
+  Duration rejoin_;
+  bool stopping_ = false;
+};
+
+}  // namespace regfs
