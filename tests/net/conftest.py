@@ -1,0 +1,176 @@
+"""A cluster of regfsd daemons, each in its own network namespace on a bridge.
+
+Each daemon is started with `nsenter --net`, which enters only the network
+namespace: its FUSE mount lands in the root mount namespace, so the tests read
+and write every node's mount directly. The bridge has 10.77.0.1/24 in the root
+namespace; the namespaces have no default route, so nothing addressed to a test
+host can leave the machine. Traffic faults are nftables rules inside a node's
+namespace.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BUILD = os.environ.get("REGFS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+REGFSD = os.path.join(BUILD, "daemon", "app", "regfsd")
+REGFS = os.path.join(BUILD, "daemon", "cli", "regfs")
+BRIDGE = "br-regfs"
+SUBNET = "10.77.0"
+PORT = 7946
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+def wait_until(predicate, timeout=10.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+class Host:
+    def __init__(self, index, base):
+        self.index = index
+        self.name = f"rf{index}"
+        self.ip = f"{SUBNET}.{10 + index}"
+        self.dir = os.path.join(base, self.name)
+        self.mount = os.path.join(self.dir, "mnt")
+        self.state = os.path.join(self.dir, "state")
+        self.proc = None
+
+    def up(self):
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "link", "add", f"v{self.name}", "type", "veth", "peer", "name", "eth0",
+           "netns", self.name)
+        sh("ip", "link", "set", f"v{self.name}", "master", BRIDGE, "up")
+        self.netns("ip", "addr", "add", f"{self.ip}/24", "dev", "eth0")
+        self.netns("ip", "link", "set", "eth0", "up")
+        self.netns("ip", "link", "set", "lo", "up")
+        os.makedirs(self.dir, exist_ok=True)
+
+    def netns(self, *cmd, check=True):
+        return sh("nsenter", f"--net=/run/netns/{self.name}", *cmd, check=check)
+
+    def start(self, key_file, join, *extra):
+        cmd = ["nsenter", f"--net=/run/netns/{self.name}", REGFSD, "--mount", self.mount,
+               "--state-dir", self.state, "--node-name", self.name, "--bind", f"{self.ip}:{PORT}",
+               "--advertise", self.ip, "--key-file", key_file, *extra]
+        for j in join:
+            cmd += ["--join", j]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "regfsd.log"), "ab"))
+        assert wait_until(lambda: os.path.exists(os.path.join(self.mount, ".metrics")), 10), \
+            f"{self.name} did not start"
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        subprocess.run(["fusermount3", "-uz", self.mount], stderr=subprocess.DEVNULL)
+
+    def path(self, *parts):
+        return os.path.join(self.mount, *parts)
+
+    def status(self):
+        with open(self.path(".status.json")) as f:
+            return json.load(f)
+
+    def members(self):
+        return {m["name"]: m["state"] for m in self.status()["members"]}
+
+    def metric(self, name):
+        with open(self.path(".metrics")) as f:
+            for line in f:
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    def read(self, *parts):
+        with open(self.path(*parts)) as f:
+            return f.read()
+
+    def write(self, service, text, append=False):
+        with open(self.path(service), "a" if append else "w") as f:
+            f.write(text)
+
+    # Traffic faults, inside this node's namespace.
+    def nft(self, rules):
+        p = subprocess.run(["nsenter", f"--net=/run/netns/{self.name}", "nft", "-f", "-"],
+                           input=rules, text=True, capture_output=True)
+        assert p.returncode == 0, p.stderr
+
+    def isolate(self, peers):
+        drops = "".join(f"ip saddr {p.ip} drop\n" for p in peers)
+        outs = "".join(f"ip daddr {p.ip} drop\n" for p in peers)
+        self.nft(f"table inet regfs_fault\ndelete table inet regfs_fault\n"
+                 f"table inet regfs_fault {{\n chain in {{ type filter hook input priority 0;\n{drops} }}\n"
+                 f" chain out {{ type filter hook output priority 0;\n{outs} }}\n}}\n")
+
+    def lossy(self, percent):
+        self.nft(f"table inet regfs_fault\ndelete table inet regfs_fault\n"
+                 f"table inet regfs_fault {{\n chain in {{ type filter hook input priority 0;\n"
+                 f"  ip saddr {SUBNET}.0/24 numgen random mod 100 < {percent} drop\n }}\n}}\n")
+
+    def heal(self):
+        self.netns("nft", "delete", "table", "inet", "regfs_fault", check=False)
+
+    def down(self):
+        self.stop(signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
+
+
+def _teardown_network():
+    for i in range(1, 10):
+        subprocess.run(["ip", "netns", "del", f"rf{i}"], stderr=subprocess.DEVNULL)
+    subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cluster():
+    """cluster(n) -> [Host] with daemons started, joined through the first."""
+    _teardown_network()
+    base = tempfile.mkdtemp(prefix="regfs-net-")
+    os.chmod(base, 0o755)
+    sh("ip", "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
+    sh("ip", "link", "set", BRIDGE, "up")
+    key = os.path.join(base, "key")
+    with open(key, "w") as f:
+        f.write(subprocess.run([REGFS, "keygen"], capture_output=True, text=True, check=True).stdout)
+    hosts = []
+
+    def make(n, *extra):
+        for i in range(1, n + 1):
+            h = Host(i, base)
+            h.up()
+            hosts.append(h)
+        seed = f"{hosts[0].ip}:{PORT}"
+        for h in hosts:
+            h.start(key, [seed], *extra)
+        return hosts
+
+    make.key = key
+    make.base = base
+    make.hosts = hosts
+    yield make
+    for h in hosts:
+        h.stop(signal.SIGKILL)
+    _teardown_network()
+    shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""Five daemons in five network namespaces, read and written through their mounts."""
+import errno
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PORT, REGFS, Host, wait_until
+
+
+def visible(h, service, endpoint):
+    try:
+        return endpoint in h.read(".all", service).split()
+    except OSError:
+        return False
+
+
+def gone(h, service, endpoint):
+    try:
+        return endpoint not in h.read(".all", service).split()
+    except OSError as e:
+        return e.errno in (errno.ENOENT, errno.EHOSTDOWN)
+
+
+def all_alive(hosts, names):
+    return all(all(h.members().get(n) == "alive" for n in names) for h in hosts)
+
+
+def test_registration_spreads_to_every_node(cluster):
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    endpoint = "10.77.0.11:8080"
+    started = time.monotonic()
+    hosts[0].write("web", f"{endpoint} check=none\n")
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "web", endpoint), 5), h.name
+    assert time.monotonic() - started < 5
+    # Removal spreads too, and only the owner may remove.
+    with pytest.raises(PermissionError):
+        os.unlink(hosts[2].path("web"))
+    os.unlink(hosts[0].path("web"))
+    for h in hosts:
+        assert wait_until(lambda: gone(h, "web", endpoint), 5), h.name
+
+
+def test_health_is_checked_across_the_network(cluster):
+    hosts = cluster(3)
+    server = subprocess.Popen(["nsenter", f"--net=/run/netns/{hosts[0].name}", "python3", "-m",
+                               "http.server", "8080", "--bind", hosts[0].ip],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hosts[0].write("web", f"{hosts[0].ip}:8080 check=http:/\n")
+        assert wait_until(lambda: _read_ok(hosts[2], "web") == f"{hosts[0].ip}:8080\n", 10)
+        server.kill()
+        server.wait()
+        assert wait_until(lambda: _errno(hosts[2], "web") == errno.EHOSTDOWN, 10)
+    finally:
+        server.kill()
+
+
+def _read_ok(h, service):
+    try:
+        return h.read(service)
+    except OSError:
+        return None
+
+
+def _errno(h, service):
+    try:
+        h.read(service)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+def test_kill_9_removes_a_nodes_instances_and_restart_brings_them_back(cluster):
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    victim = hosts[4]
+    victim.write("api", f"{victim.ip}:9000 check=none\n")
+    for h in hosts[:4]:
+        assert wait_until(lambda: visible(h, "api", f"{victim.ip}:9000"), 5)
+    victim.stop(signal.SIGKILL)
+    started = time.monotonic()
+    for h in hosts[:4]:
+        assert wait_until(lambda: gone(h, "api", f"{victim.ip}:9000"), 15), h.name
+    detected = time.monotonic() - started
+    assert all(h.members()["rf5"] == "dead" for h in hosts[:4])
+    victim.start(os.path.join(os.path.dirname(victim.dir), "key"), [f"{hosts[0].ip}:{PORT}"])
+    for h in hosts[:4]:
+        assert wait_until(lambda: visible(h, "api", f"{victim.ip}:9000"), 10), h.name
+    print(f"killed node's instances gone everywhere after {detected:.2f} s")
+
+
+def test_partition_heals_and_nothing_removed_comes_back(cluster):
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    a, b = hosts[:3], hosts[3:]
+    hosts[0].write("keep", f"{hosts[0].ip}:1 check=none\n")
+    hosts[4].write("gone", f"{hosts[4].ip}:2 check=none\n")
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "gone", f"{hosts[4].ip}:2"), 5)
+    for h in a:
+        h.isolate(b)
+    for h in b:
+        h.isolate(a)
+    # Changes on both sides while apart.
+    os.unlink(hosts[4].path("gone"))
+    hosts[1].write("left-side", f"{hosts[1].ip}:3 check=none\n")
+    hosts[3].write("right-side", f"{hosts[3].ip}:4 check=none\n")
+    assert wait_until(lambda: gone(hosts[3], "gone", f"{hosts[4].ip}:2"), 5)
+    time.sleep(2)
+    for h in hosts:
+        h.heal()
+    healed = time.monotonic()
+    assert wait_until(lambda: all_alive(hosts, names), 60)
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "left-side", f"{hosts[1].ip}:3"), 60), h.name
+        assert wait_until(lambda: visible(h, "right-side", f"{hosts[3].ip}:4"), 60), h.name
+        assert wait_until(lambda: visible(h, "keep", f"{hosts[0].ip}:1"), 60), h.name
+        assert wait_until(lambda: gone(h, "gone", f"{hosts[4].ip}:2"), 60), h.name
+    print(f"converged {time.monotonic() - healed:.1f} s after the partition healed")
+
+
+def test_packet_loss_causes_no_false_deaths(cluster):
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    for h in hosts:
+        h.lossy(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for h in hosts:
+            states = h.members()
+            assert all(states[n] in ("alive", "suspect") for n in names), (h.name, states)
+        time.sleep(0.5)
+    for h in hosts:
+        h.heal()
+
+
+def test_a_node_with_the_wrong_key_can_neither_join_nor_inject(cluster):
+    hosts = list(cluster(3))
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    stranger = Host(6, cluster.base)
+    stranger.up()
+    cluster.hosts.append(stranger)
+    bad_key = os.path.join(cluster.base, "bad-key")
+    with open(bad_key, "w") as f:
+        f.write(subprocess.run([REGFS, "keygen"], capture_output=True, text=True, check=True).stdout)
+    stranger.start(bad_key, [f"{hosts[0].ip}:{PORT}"])
+    stranger.write("evil", f"{stranger.ip}:6666 check=none\n")
+    time.sleep(3)
+    for h in hosts:
+        assert "rf6" not in h.members()
+        assert _errno(h, "evil") == errno.ENOENT
+    assert set(stranger.members()) == {"rf6"}
+    assert hosts[0].metric("regfs_net_auth_failures_total") > 0
