@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""A real HTTP service for the demo: listens on a random port, registers itself
-by writing its endpoint into the registry mount, and answers /hello and /health."""
+"""A real HTTP service for the demo: listens on a random port of HOST, registers itself
+by writing its endpoint into the registry mount, and answers /hello and /health.   service.py MOUNT NAME [HOST]"""
 import http.server
 import os
 import sys
 
 mount, name = sys.argv[1], sys.argv[2]
+host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -23,10 +24,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.ThreadingHTTPServer((host, 0), Handler)
 port = server.server_address[1]
 # Registering is writing a line: `>` replaces this node's instances of the service.
 with open(os.path.join(mount, name), "w") as f:
-    f.write(f"127.0.0.1:{port} check=http:/health\n")
+    f.write(f"{host}:{port} check=http:/health\n")
 print(port, flush=True)
 server.serve_forever()

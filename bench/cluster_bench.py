@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Cluster benchmark on real sockets: N daemons, each in its own network
+namespace with its own mount (the multi-host test harness).
+
+    sudo bench/cluster_bench.py [--nodes N] [--trials T]
+
+Measures, through the mounts:
+  * propagation: a registration written on one node until it is readable on
+    every other node (polled in a tight loop on all mounts);
+  * failure: a node killed with kill -9 until its instance is unreadable on
+    every other node;
+  * resident memory of each daemon once the cluster is formed.
+"""
+import argparse
+import os
+import random
+import signal
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "net"))
+import conftest  # noqa: E402  (the harness: bridge, namespaces, daemons)
+
+
+def visible(h, service, endpoint):
+    try:
+        with open(h.path(".all", service)) as f:
+            return endpoint in f.read()
+    except OSError:
+        return False
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=20)
+    a = ap.parse_args()
+    random.seed(1)
+
+    fixture = conftest.cluster.__pytest_wrapped__.obj()
+    make = next(fixture)
+    try:
+        hosts = make(a.nodes)
+        names = {h.name for h in hosts}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(set(n for n, s in h.members().items() if s == "alive") >= names for h in hosts):
+                break
+            time.sleep(0.1)
+        time.sleep(2)
+        rss = [rss_mb(h.proc.pid) for h in hosts]
+        # nsenter execs the daemon in place, so the pid is the daemon's.
+
+        spread = []
+        for t in range(a.trials):
+            writer = random.choice(hosts)
+            endpoint = f"{writer.ip}:{20000 + t}"
+            others = [h for h in hosts if h is not writer]
+            start = time.monotonic()
+            writer.write(f"bench{t}", endpoint + " check=none\n")
+            pending = set(range(len(others)))
+            while pending and time.monotonic() - start < 10:
+                for i in list(pending):
+                    if visible(others[i], f"bench{t}", endpoint):
+                        pending.discard(i)
+            spread.append((time.monotonic() - start) * 1000 if not pending else float("inf"))
+            time.sleep(0.05)
+
+        victim = hosts[-1]
+        victim.write("victim", f"{victim.ip}:9999 check=none\n")
+        time.sleep(1)
+        others = hosts[:-1]
+        victim.stop(signal.SIGKILL)
+        start = time.monotonic()
+        gone_at = {}
+        while len(gone_at) < len(others) and time.monotonic() - start < 30:
+            for h in others:
+                if h.name not in gone_at and not visible(h, "victim", f"{victim.ip}:9999"):
+                    gone_at[h.name] = time.monotonic() - start
+            time.sleep(0.005)
+        detect = sorted(gone_at.values())
+
+        print(f"## cluster on real sockets, {a.nodes} daemons in network namespaces, "
+              f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores")
+        print("| measure | median | worst |")
+        print("|---|---|---|")
+        print(f"| registration readable on every other node ({a.trials} trials) | "
+              f"{statistics.median(spread):.2f} ms | {max(spread):.2f} ms |")
+        print(f"| kill -9: instance unreadable on a node (per node, {len(others)} nodes) | "
+              f"{statistics.median(detect):.2f} s | {max(detect):.2f} s |")
+        print(f"| daemon resident memory in the cluster | {statistics.median(rss):.1f} MB | "
+              f"{max(rss):.1f} MB |")
+    finally:
+        try:
+            next(fixture)
+        except StopIteration:
+            pass
+
+
+if __name__ == "__main__":
+    main()
