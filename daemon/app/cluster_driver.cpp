@@ -73,6 +73,7 @@ void ClusterDriver::pump() {
   }
   for (const auto& m : events.members) {
     if (m.id.name == core_.self().name) continue;
+    if (m.state == cluster::MemberState::suspect) ++suspicions_;
     spdlog::info("member {} ({}) is {} (incarnation {})", m.id.name, m.addr.value,
                  cluster::to_string(m.state), m.incarnation);
   }
@@ -195,6 +196,7 @@ std::string ClusterDriver::metrics_text() const {
   counter("cluster_probes_total", "Failure-detection probes.", c.probes);
   counter("cluster_probe_failures_total", "Probes that got no ack.", c.probe_failures);
   counter("cluster_refutations_total", "Suspicions of this node it refuted.", c.refutations);
+  counter("cluster_suspicions_total", "Members this node saw become suspect.", suspicions_);
   counter("cluster_syncs_total", "Push-pull exchanges started.", c.syncs_started);
   counter("net_packets_in_total", "UDP datagrams received.", t.packets_in);
   counter("net_packets_out_total", "UDP datagrams sent.", t.packets_out);

@@ -66,6 +66,7 @@ class ClusterDriver {
   std::set<std::string> seeds_;
   std::vector<std::string> own_files_;  // file:DIR entries to remove on leave
   Duration rejoin_;
+  std::uint64_t suspicions_ = 0;  // members seen turning suspect
   bool stopping_ = false;
 };
 

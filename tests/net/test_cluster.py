@@ -161,3 +161,23 @@ def test_a_node_with_the_wrong_key_can_neither_join_nor_inject(cluster):
         assert _errno(h, "evil") == errno.ENOENT
     assert set(stranger.members()) == {"rf6"}
     assert hosts[0].metric("regfs_net_auth_failures_total") > 0
+
+
+def test_join_through_a_shared_directory(cluster):
+    """file:DIR: each daemon keeps a file with its gossip address there."""
+    shared = os.path.join(cluster.base, "shared")
+    hosts = [Host(i, cluster.base) for i in (7, 8, 9)]
+    for h in hosts:
+        h.up()
+        cluster.hosts.append(h)
+    for h in hosts:
+        h.start(cluster.key, [f"file:{shared}"])
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 20)
+    assert sorted(os.listdir(shared)) == names
+    hosts[0].write("via-file", f"{hosts[0].ip}:1 check=none\n")
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "via-file", f"{hosts[0].ip}:1"), 5), h.name
+    # A daemon that leaves removes its file.
+    hosts[2].stop(signal.SIGTERM)
+    assert wait_until(lambda: sorted(os.listdir(shared)) == names[:2], 5)
