@@ -40,6 +40,7 @@ Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Fil
   const int argc = spdlog::should_log(spdlog::level::trace) ? 4 : 3;
   fuse_args args = FUSE_ARGS_INIT(argc, const_cast<char**>(argv));
   fuse_session* se = fuse_session_new(&args, &operations(), sizeof(fuse_lowlevel_ops), &fs);
+  fuse_opt_free_args(&args);  // libfuse may have copied them
   if (se == nullptr) return Error{Errc::io, "cannot create the FUSE session"};
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(se);
