@@ -34,6 +34,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
+# nsenter enters only the network namespace (the mounts stay visible here) and
+# execs the command in place, so $! of a background in_node is the command itself.
 in_node() { local n=$1; shift; nsenter --net="/run/netns/rd$n" "$@"; }
 
 # The network: a bridge with an address in the test subnet, three namespaces
@@ -45,6 +47,7 @@ ip link set "$bridge" up
 "$regfs" keygen >"$work/key"
 for n in 1 2 3; do
   ip netns del "rd$n" 2>/dev/null || true
+  ip link del "vrd$n" 2>/dev/null || true
   ip netns add "rd$n"
   ip link add "vrd$n" type veth peer name eth0 netns "rd$n"
   ip link set "vrd$n" master "$bridge" up
@@ -52,7 +55,7 @@ for n in 1 2 3; do
   in_node "$n" ip link set eth0 up
   in_node "$n" ip link set lo up
   mkdir -p "$work/node$n"
-  in_node "$n" "$regfsd" --mount "$work/node$n/registry" --state-dir "$work/node$n/state" \
+  nsenter --net="/run/netns/rd$n" "$regfsd" --mount "$work/node$n/registry" --state-dir "$work/node$n/state" \
     --node-name "node$n" --bind "$subnet.1$n:7946" --advertise "$subnet.1$n" \
     --key-file "$work/key" --join "$subnet.11:7946" --reap-after 5s --check-interval 1s \
     --log-level warn 2>"$work/node$n/regfsd.log" &
@@ -68,7 +71,7 @@ say "three daemons, encrypted gossip on $subnet.11-13:7946; members seen from no
 start_service() {  # node
   local n=$1
   : >"$work/port"
-  in_node "$n" python3 "$root/examples/demo/service.py" "$work/node$n/registry" web "$subnet.1$n" \
+  nsenter --net="/run/netns/rd$n" python3 "$root/examples/demo/service.py" "$work/node$n/registry" web "$subnet.1$n" \
     >"$work/port" &
   service_pid=$!
   pids+=($service_pid)
@@ -84,7 +87,7 @@ for n in 1 2 3; do
 done
 
 for n in 1 2 3; do
-  in_node "$n" python3 "$root/examples/clients/client.py" --mount "$work/node$n/registry" \
+  nsenter --net="/run/netns/rd$n" python3 "$root/examples/clients/client.py" --mount "$work/node$n/registry" \
     --seconds 14 web /hello >"$work/client$n.log" &
   pids+=($!)
   client_pids[$n]=$!
@@ -92,8 +95,8 @@ done
 sleep 4
 
 say "kill -9 the service on node 1"
+disown "$service_pid"  # no job-control notice for the kill
 kill -9 "$service_pid"
-wait "$service_pid" 2>/dev/null || true
 sleep 0.3
 say "  node 2 now reads: $(cat "$work/node2/registry/web" 2>&1 || true)"
 start_service 3
