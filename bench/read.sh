@@ -25,7 +25,7 @@ start_daemon() {  # name, extra args...
   local name=$1
   shift
   "$bin/daemon/app/regfsd" --mount "$work/$name" --state-dir "$work/state-$name" \
-    --node-name "$name" --advertise 127.0.0.1 --log-level warn "$@" 2>>"$work/$name.log" &
+    --node-name "$name" --advertise 127.0.0.1 --bind 127.0.0.1:0 --log-level warn "$@" 2>>"$work/$name.log" &
   pids+=($!)
   for _ in $(seq 200); do [[ -r $work/$name/.metrics ]] && break; sleep 0.05; done
 }

@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 "$root/build/daemon/app/regfsd" --mount "$mnt" --state-dir "$work/state" --node-name demo-node \
-  --advertise 127.0.0.1 --log-level warn 2>"$work/regfsd.log" &
+  --advertise 127.0.0.1 --bind 127.0.0.1:0 --log-level warn 2>"$work/regfsd.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -r $mnt/.metrics ]] && break; sleep 0.05; done
 say "regfsd is serving the registry at $mnt"

@@ -49,7 +49,8 @@ class Daemon:
 
     def start(self, *extra):
         cmd = [REGFSD, "--mount", self.mount, "--state-dir", self.state,
-               "--node-name", "n1", "--advertise", "127.0.0.1", *self.args, *extra]
+               "--node-name", "n1", "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0",
+               *self.args, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))
         ok = wait_until(lambda: self.proc.poll() is not None or self._ready(), 10)
