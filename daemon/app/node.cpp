@@ -1,6 +1,7 @@
 #include "node.hpp"
 
 #include <algorithm>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include "core/read_plan.hpp"
@@ -225,6 +226,9 @@ void Node::schedule_background() {
 }
 
 void Node::background_round() {
+  // Give freed heap pages back to the system: registrations come and go in
+  // bursts, and a daemon per task should stay small.
+  ::malloc_trim(0);
   for (const auto& [service, svc] : registry_.services()) {
     for (const auto& inst : svc.instances) {
       if (config_.check_all || inst.owner == config_.name) probe(service, inst);

@@ -16,9 +16,9 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 struct HealthChecker::Probe {
-  explicit Probe(asio::io_context& io) : socket(io), resolver(io), timer(io) {}
+  explicit Probe(asio::io_context& io) : socket(io), timer(io) {}
   tcp::socket socket;
-  tcp::resolver resolver;
+  std::unique_ptr<tcp::resolver> resolver;  // only for host names
   asio::steady_timer timer;
   std::string request;
   std::array<char, kMaxStatusLine> buffer{};
@@ -32,6 +32,10 @@ HealthChecker::~HealthChecker() { cancel_all(); }
 
 void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration timeout,
                           Callback cb) {
+  if (check.kind == Check::Kind::none) {
+    asio::post(io_, [cb = std::move(cb)] { cb(ProbeResult{true, "no check"}); });
+    return;
+  }
   Key key{endpoint.host, endpoint.port, check};
   if (const auto it = probes_.find(key); it != probes_.end()) {
     it->second->callbacks.push_back(std::move(cb));  // single flight
@@ -41,10 +45,6 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
   p->callbacks.push_back(std::move(cb));
   probes_.emplace(key, p);
 
-  if (check.kind == Check::Kind::none) {
-    asio::post(io_, [this, key] { finish(key, ProbeResult{true, "no check"}); });
-    return;
-  }
   const auto ms = std::chrono::duration_cast<milliseconds>(timeout).count();
   p->timer.expires_after(timeout);
   p->timer.async_wait([this, key, ms](const error_code& ec) {
@@ -71,7 +71,8 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
     p->socket.async_connect(tcp::endpoint(address, endpoint.port), on_connected);
     return;
   }
-  p->resolver.async_resolve(
+  p->resolver = std::make_unique<tcp::resolver>(io_);
+  p->resolver->async_resolve(
       endpoint.host, std::to_string(endpoint.port),
       [this, key, p, on_connected](const error_code& rec, const tcp::resolver::results_type& results) {
         if (rec) return finish(key, ProbeResult{false, "resolve: " + rec.message()});
@@ -109,7 +110,7 @@ void HealthChecker::finish(const Key& key, const ProbeResult& result) {
   probes_.erase(it);
   error_code ignored;
   p->timer.cancel();
-  p->resolver.cancel();
+  if (p->resolver) p->resolver->cancel();
   p->socket.close(ignored);
   for (const auto& cb : p->callbacks) cb(result);
 }
