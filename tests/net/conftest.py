@@ -137,7 +137,7 @@ class Host:
 
 
 def _teardown_network():
-    for i in range(1, 12):
+    for i in range(1, 110):
         subprocess.run(["ip", "netns", "del", f"rf{i}"], stderr=subprocess.DEVNULL)
     subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
 
