@@ -79,12 +79,16 @@ start_service() {  # node
   endpoint="$subnet.1$n:$(cat "$work/port")"
 }
 
+show_reads() {
+  for n in 1 2 3; do
+    say "  node $n: cat registry/web -> $(cat "$work/node$n/registry/web")"
+  done
+}
+
 start_service 1
 first=$endpoint
 say "service 'web' started on node 1 at $first and registered itself by writing to node 1's mount"
-for n in 1 2 3; do
-  say "  node $n: cat registry/web -> $(cat "$work/node$n/registry/web")"
-done
+show_reads
 
 for n in 1 2 3; do
   nsenter --net="/run/netns/rd$n" python3 "$root/examples/clients/client.py" --mount "$work/node$n/registry" \
@@ -102,9 +106,7 @@ say "  node 2 now reads: $(cat "$work/node2/registry/web" 2>&1 || true)"
 start_service 3
 second=$endpoint
 say "the orchestrator started it again on node 3 at $second; it registered through node 3's mount"
-for n in 1 2 3; do
-  say "  node $n: cat registry/web -> $(cat "$work/node$n/registry/web")"
-done
+show_reads
 
 for n in 1 2 3; do wait "${client_pids[$n]}"; done
 say "what the readers saw (each on its own node, calling web every 50 ms):"

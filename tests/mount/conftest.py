@@ -11,24 +11,17 @@ import signal
 import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import pytest
 
-BUILD = os.environ.get("REGFS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-REGFSD = os.path.join(BUILD, "daemon", "app", "regfsd")
-REGFS = os.path.join(BUILD, "daemon", "cli", "regfs")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from harness import BUILD, REGFS, REGFSD, wait_until  # noqa: E402,F401
 
 
-def wait_until(predicate, timeout=5.0, step=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def is_mounted(path):

@@ -12,14 +12,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
-BUILD = os.environ.get("REGFS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-REGFSD = os.path.join(BUILD, "daemon", "app", "regfsd")
-REGFS = os.path.join(BUILD, "daemon", "cli", "regfs")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from harness import BUILD, REGFS, REGFSD, wait_until  # noqa: E402,F401
+
 BRIDGE = "br-regfs"
 SUBNET = "10.77.0"
 PORT = 7946
@@ -28,14 +29,6 @@ PORT = 7946
 def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
-
-def wait_until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class Host:
