@@ -14,6 +14,7 @@
 
 #include "advertise.hpp"
 #include "cluster_driver.hpp"
+#include "control.hpp"
 #include "transport/keyring.hpp"
 #include "transport/transport.hpp"
 #include "mirror.hpp"
@@ -106,6 +107,15 @@ int run(const regfs::Options& opt) {
     }
     mirror = std::move(*opened);
     node.add_sink(mirror.get());
+  }
+  std::unique_ptr<ControlSocket> control;
+  if (!opt.mirror.empty()) {
+    auto opened = ControlSocket::open(io, opt.mirror + "/.regfsd.sock", node);
+    if (!opened) {
+      spdlog::error("{}", opened.error().detail);
+      return kExitStart;
+    }
+    control = std::move(*opened);
   }
 
   fs::MountOptions mount_options;

@@ -33,9 +33,17 @@ int fail(const std::string& what, int err);
 int fail_usage(const std::string& message, int code = kUsage);
 
 struct Context {
-  std::string mount;  // --mount, REGFS_MOUNT, default /registry
-  std::string path(std::string_view name) const { return mount + "/" + std::string(name); }
+  std::string mount;   // --mount, REGFS_MOUNT, default /registry
+  std::string mirror;  // --mirror, REGFS_MIRROR: Fargate mode, no mount
+  // Where a name is read: the mount, or the mirror directory in Fargate mode.
+  std::string path(std::string_view name) const {
+    return (mirror.empty() ? mount : mirror) + "/" + std::string(name);
+  }
 };
+
+// Fargate mode: sends one request to the daemon's control socket in the
+// mirror directory; returns errno (0 on success) and prints the daemon's message.
+int control_request(const Context& ctx, const std::string& request);
 
 // Columns aligned with two spaces between them; the first row is the header.
 std::string format_table(const std::vector<std::vector<std::string>>& rows);

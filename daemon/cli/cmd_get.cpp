@@ -4,6 +4,7 @@
 #include <csignal>
 #include <iostream>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "cli.hpp"
 #include "core/instance.hpp"
@@ -55,7 +56,18 @@ int cmd_get(const Context& ctx, const std::vector<std::string>& args) {
   if (!valid_service_name(service)) return fail_usage("get: invalid service name '" + service + "'", kInvalid);
 
   std::string out;
-  if (wait < 0) {
+  if (!ctx.mirror.empty()) {
+    // Fargate mode: plain files; a service with nothing healthy has no file.
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + std::chrono::duration<double>(std::max(wait, 0.0));
+    int err = 0;
+    while ((err = read_file(ctx.path(all ? ".all/" + service : service), out)) == ENOENT &&
+           clock::now() < deadline) {
+      ::usleep(50000);
+    }
+    if (err == ENOENT && wait >= 0) return fail_usage("get " + service + ": nothing healthy within " + std::to_string(wait) + " s", kTimedOut);
+    if (err != 0) return fail("get " + service + " (nothing registered, or nothing healthy)", err);
+  } else if (wait < 0) {
     const int err = read_file(ctx.path(all ? ".all/" + service : service), out);
     if (err != 0) return fail("get " + service, err);
   } else {

@@ -33,15 +33,20 @@ int cmd_register(const Context& ctx, const std::vector<std::string>& args) {
   if (auto parsed = parse_line(line, Limits{}); !parsed) {
     return fail_usage("register: " + parsed.error().detail, kInvalid);
   }
-  if (const int err = write_file(ctx.path(service), line + "\n", !replace)) {
-    return fail("register " + service, err);
-  }
+  const int err = ctx.mirror.empty()
+                      ? write_file(ctx.path(service), line + "\n", !replace)
+                      : control_request(ctx, "WRITE " + service + (replace ? " replace\n" : " append\n") +
+                                                 line + "\n");
+  if (err != 0) return fail("register " + service, err);
   return kOk;
 }
 
 int cmd_deregister(const Context& ctx, const std::vector<std::string>& args) {
   if (args.size() != 1 || args[0].starts_with("-")) return fail_usage("usage: regfs deregister SERVICE");
-  if (::unlink(ctx.path(args[0]).c_str()) != 0) return fail("deregister " + args[0], errno);
+  const int err = !ctx.mirror.empty()                         ? control_request(ctx, "REMOVE " + args[0] + "\n")
+                  : ::unlink(ctx.path(args[0]).c_str()) != 0 ? errno
+                                                             : 0;
+  if (err != 0) return fail("deregister " + args[0], err);
   return kOk;
 }
 

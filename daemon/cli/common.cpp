@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <iostream>
 #include <sstream>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.hpp"
@@ -81,6 +83,46 @@ std::vector<std::uint16_t> listening_ports(std::string_view text,
     }
   }
   return ports;
+}
+
+int control_request(const Context& ctx, const std::string& request) {
+  const std::string path = ctx.mirror + "/.regfsd.sock";
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    ::close(fd);
+    return ENAMETOOLONG;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return e == ENOENT || e == ECONNREFUSED ? ENOTCONN : e;
+  }
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::write(fd, request.data() + sent, request.size() - sent);
+    if (n <= 0) {
+      const int e = errno;
+      ::close(fd);
+      return e;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  ::shutdown(fd, SHUT_WR);
+  std::string answer;
+  char buf[512];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (answer.starts_with("OK")) return 0;
+  // "ERR ERRNO MESSAGE"
+  char* end = nullptr;
+  const long e = answer.size() > 4 ? std::strtol(answer.c_str() + 4, &end, 10) : 0;
+  if (end != nullptr && *end == ' ') std::cerr << "regfs: " << std::string(end + 1);
+  return e > 0 ? static_cast<int>(e) : EIO;
 }
 
 int read_file(const std::string& path, std::string& out) {

@@ -9,7 +9,7 @@
 
 namespace {
 
-const char* kHelp = R"(usage: regfs [--mount DIR] COMMAND [ARGS]
+const char* kHelp = R"(usage: regfs [--mount DIR | --mirror DIR] COMMAND [ARGS]
   get SERVICE [--all] [--wait SECONDS]     print a healthy endpoint (--all: every one)
   register SERVICE ENDPOINT [--check CHECK] [--replace]
                                            add an instance owned by this node
@@ -20,7 +20,8 @@ const char* kHelp = R"(usage: regfs [--mount DIR] COMMAND [ARGS]
   run --name SERVICE [--port PORT|auto] [--check CHECK]
       [--requires SVC[,SVC...] [--requires-timeout SECONDS]] -- COMMAND...
                                            run, register, deregister on exit
-The mount is --mount, else $REGFS_MOUNT, else /registry. Exit codes: 0 ok, 2 usage,
+The mount is --mount, else $REGFS_MOUNT, else /registry. In Fargate mode (no mount),
+--mirror DIR or $REGFS_MIRROR names the daemon's mirror directory. Exit codes: 0 ok, 2 usage,
 3 not registered, 4 no healthy instance, 5 timed out, 6 permission denied,
 7 invalid input, 8 no daemon, 1 other.
 )";
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   Context ctx;
   const char* env = std::getenv("REGFS_MOUNT");
   ctx.mount = env != nullptr && *env != '\0' ? env : "/registry";
+  if (const char* m = std::getenv("REGFS_MIRROR"); m != nullptr) ctx.mirror = m;
 
   int i = 1;
   for (; i < argc; ++i) {
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
       ctx.mount = argv[++i];
     } else if (a.starts_with("--mount=")) {
       ctx.mount = a.substr(8);
+    } else if (a == "--mirror" && i + 1 < argc) {
+      ctx.mirror = argv[++i];
     } else if (a == "-h" || a == "--help" || a == "help") {
       std::cout << kHelp;
       return kOk;
@@ -62,7 +66,12 @@ int main(int argc, char** argv) {
                   {"run", cmd_run}};
   const auto it = commands.find(command);
   if (it == commands.end()) return fail_usage("unknown command '" + command + "' (regfs help)");
-  if (command != "keygen") {
+  if (!ctx.mirror.empty()) {
+    if (command == "status" || command == "members" || command == "run") {
+      return fail_usage(command + " needs the mount; in Fargate mode use get, register, deregister",
+                        kError);
+    }
+  } else if (command != "keygen") {
     struct stat st{};
     if (::stat((ctx.mount + "/.metrics").c_str(), &st) != 0) {
       std::cerr << "regfs: no regfs daemon at " << ctx.mount << ": " << std::strerror(errno)

@@ -440,3 +440,45 @@ def test_cli_run_fails_when_requirements_never_come(daemon):
     r = regfs(daemon, "run", "--name", "app", "--requires", "missing", "--requires-timeout", "0.5",
               "--", "true")
     assert r.returncode == 5
+
+
+# ---- Fargate mode: no mount, a mirror directory ----------------------------------
+
+def test_mirror_mode_without_a_mount(tmp_path, servers):
+    from conftest import REGFS, REGFSD
+    mirror = tmp_path / "mirror"
+    os.chmod(tmp_path, 0o755)
+    proc = subprocess.Popen([REGFSD, "--mirror", str(mirror), "--no-mount", "--state-dir",
+                             str(tmp_path / "state"), "--node-name", "n1", "--advertise",
+                             "127.0.0.1", "--bind", "127.0.0.1:0", "--check-interval", "200ms"],
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: (mirror / ".regfsd.sock").exists(), 10)
+        s, t = servers(), servers()
+
+        def cli(*args, user=None):
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
+            return subprocess.run(prefix + [REGFS, "--mirror", str(mirror), *args],
+                                  capture_output=True, text=True, timeout=20)
+
+        assert cli("register", "web", s.endpoint).returncode == 0
+        assert cli("register", "web", t.endpoint).returncode == 0
+        assert wait_until(lambda: (mirror / "web").exists(), 5)
+        assert (mirror / "web").read_text().strip() in (s.endpoint, t.endpoint)
+        assert wait_until(lambda: sorted((mirror / ".all" / "web").read_text().split()) ==
+                          sorted([s.endpoint, t.endpoint]), 5)
+        r = cli("get", "web")
+        assert r.returncode == 0 and r.stdout.strip() in (s.endpoint, t.endpoint)
+        # An instance that stops is dropped from the files by the background checks.
+        t.close()
+        assert wait_until(lambda: (mirror / ".all" / "web").read_text().split() == [s.endpoint], 5)
+        assert cli("register", "web", "garbage").returncode == 7
+        assert cli("register", "web", s.endpoint, user=True).returncode == 6
+        assert cli("deregister", "web").returncode == 0
+        assert wait_until(lambda: not (mirror / "web").exists(), 5)
+        assert cli("get", "web").returncode == 3
+        assert cli("status").returncode == 1
+        assert not is_mounted(str(mirror))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
