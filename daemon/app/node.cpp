@@ -286,8 +286,20 @@ Status Node::remove(const std::string& service) {
 }
 
 Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw) {
-  if (auto st = store_.save(service, raw); !st) return st;  // durable before visible
+  // Peers hear of the change while it is made durable here, so the network
+  // and the disk's fsync overlap; the write() is answered after both. If the
+  // disk fails, the change is taken back. A crash in between is harmless: a
+  // restarted daemon is a new generation, which supersedes all its previous
+  // life announced.
   const auto resolved = resolve(raw);
+  if (replicate_) replicate_(service, resolved);
+  if (auto st = store_.save(service, raw); !st) {
+    if (replicate_) {
+      const auto it = own_.find(service);
+      replicate_(service, it == own_.end() ? std::vector<InstanceSpec>{} : resolve(it->second));
+    }
+    return st;
+  }
   if (raw.empty()) {
     own_.erase(service);
     spdlog::info("deregistered {}", service);
@@ -296,7 +308,6 @@ Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw
     own_[service] = std::move(raw);
   }
   if (registry_.replace(service, config_.name, resolved)) changed(service);
-  if (replicate_) replicate_(service, resolved);
   return ok_status();
 }
 

@@ -27,7 +27,10 @@ PORT = 7946
 
 
 def sh(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p
 
 
 
@@ -40,8 +43,13 @@ class Host:
         self.mount = os.path.join(self.dir, "mnt")
         self.state = os.path.join(self.dir, "state")
         self.proc = None
+        self.root = ""
 
     def up(self):
+        # A namespace deleted a moment ago may still hold its name and its veth
+        # peer while the kernel tears it down; wait for both to go.
+        sh("ip", "netns", "del", self.name, check=False)
+        wait_until(lambda: sh("ip", "link", "show", f"v{self.name}", check=False).returncode != 0, 5)
         sh("ip", "netns", "add", self.name)
         sh("ip", "link", "add", f"v{self.name}", "type", "veth", "peer", "name", "eth0",
            "netns", self.name)
@@ -54,15 +62,23 @@ class Host:
     def netns(self, *cmd, check=True):
         return sh("nsenter", f"--net=/run/netns/{self.name}", *cmd, check=check)
 
-    def start(self, key_file, join, *extra):
-        cmd = ["nsenter", f"--net=/run/netns/{self.name}", REGFSD, "--mount", self.mount,
+    def start(self, key_file, join, *extra, own_mounts=False):
+        """Starts the daemon in the node's network namespace. With own_mounts
+        it runs under `ip netns exec`, which gives it the namespace's
+        /etc/netns/NAME files (resolv.conf) and a private mount namespace: its
+        mount is then reached through /proc/PID/root."""
+        enter = (["ip", "netns", "exec", self.name] if own_mounts
+                 else ["nsenter", f"--net=/run/netns/{self.name}"])
+        cmd = [*enter, REGFSD, "--mount", self.mount,
                "--state-dir", self.state, "--node-name", self.name, "--bind", f"{self.ip}:{PORT}",
                "--advertise", self.ip, "--key-file", key_file, *extra]
         for j in join:
             cmd += ["--join", j]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "regfsd.log"), "ab"))
-        assert wait_until(lambda: os.path.exists(os.path.join(self.mount, ".metrics")), 10), \
+        # Both ways of entering exec the daemon in place: the pid is the daemon's.
+        self.root = f"/proc/{self.proc.pid}/root" if own_mounts else ""
+        assert wait_until(lambda: os.path.exists(self.path(".metrics")), 10), \
             f"{self.name} did not start"
         return self
 
@@ -79,7 +95,7 @@ class Host:
         subprocess.run(["fusermount3", "-uz", self.mount], stderr=subprocess.DEVNULL)
 
     def path(self, *parts):
-        return os.path.join(self.mount, *parts)
+        return self.root + os.path.join(self.mount, *parts)
 
     def status(self):
         with open(self.path(".status.json")) as f:

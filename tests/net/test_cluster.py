@@ -1,6 +1,7 @@
 """Five daemons in five network namespaces, read and written through their mounts."""
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -181,3 +182,35 @@ def test_join_through_a_shared_directory(cluster):
     # A daemon that leaves removes its file.
     hosts[2].stop(signal.SIGTERM)
     assert wait_until(lambda: sorted(os.listdir(shared)) == names[:2], 5)
+
+
+def test_join_through_dns(cluster):
+    """dns:NAME: every address the name resolves to is a seed. A dnsmasq on the
+    bridge address answers for the name with two of the cluster's hosts."""
+    hosts = list(cluster(2))
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    dns = subprocess.Popen(
+        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+         "--bind-interfaces", f"--listen-address={hosts[0].ip.rsplit('.', 1)[0]}.1",
+         "--port=53", f"--host-record=seeds.regfs.test,{hosts[0].ip}",
+         f"--host-record=seeds.regfs.test,{hosts[1].ip}", "--user=root", "--pid-file="],
+        stderr=subprocess.PIPE)
+    newcomer = Host(9, cluster.base)
+    etc = f"/etc/netns/{newcomer.name}"
+    try:
+        newcomer.up()
+        cluster.hosts.append(newcomer)
+        os.makedirs(etc, exist_ok=True)
+        with open(f"{etc}/resolv.conf", "w") as f:
+            f.write(f"nameserver {hosts[0].ip.rsplit('.', 1)[0]}.1\n")
+        newcomer.start(cluster.key, ["dns:seeds.regfs.test"], own_mounts=True)
+        everyone = hosts + [newcomer]
+        assert wait_until(lambda: all_alive(everyone, names + [newcomer.name]), 15)
+        newcomer.write("via-dns", f"{newcomer.ip}:1 check=none\n")
+        for h in hosts:
+            assert wait_until(lambda: visible(h, "via-dns", f"{newcomer.ip}:1"), 5), h.name
+    finally:
+        dns.terminate()
+        dns.wait()
+        shutil.rmtree(etc, ignore_errors=True)
