@@ -2,39 +2,48 @@
 
 namespace regfs::cluster {
 
+namespace {
+// A packet is given up on after this many rumors in a row that do not fit in
+// what is left of it; the rest wait for the next packet.
+constexpr int kMaxMisses = 8;
+}  // namespace
+
 void Broadcasts::queue(std::string key, std::vector<std::uint8_t> message) {
-  auto it = items_.find(key);
-  if (it != items_.end()) {
-    order_.erase(Rank{it->second.transmits, -static_cast<std::int64_t>(it->second.id), key});
-    items_.erase(it);
+  const Rank rank{0, -next_id_++};
+  if (auto it = index_.find(key); it != index_.end()) {
+    order_.erase(it->second);
+    it->second = rank;
+  } else {
+    index_.emplace(key, rank);
   }
-  const std::uint64_t id = next_id_++;
-  order_.insert(Rank{0, -static_cast<std::int64_t>(id), key});
-  items_.emplace(std::move(key), Item{std::move(message), 0, id});
+  order_.emplace(rank, Item{std::move(key), std::move(message)});
 }
 
 std::size_t Broadcasts::pack(std::vector<std::uint8_t>& out, std::size_t budget, int limit) {
   std::size_t used = 0;
-  std::vector<Rank> sent;
-  for (auto it = order_.begin(); it != order_.end() && budget - used > 2;) {
-    const auto& key = std::get<2>(*it);
-    auto item = items_.find(key);
-    const auto& msg = item->second.message;
-    if (msg.size() > budget - used) { ++it; continue; }
+  int misses = 0;
+  std::vector<decltype(order_)::node_type> sent;
+  for (auto it = order_.begin(); it != order_.end() && misses < kMaxMisses;) {
+    const auto& msg = it->second.message;
+    if (msg.size() > budget - used) {
+      ++misses;
+      ++it;
+      continue;
+    }
+    misses = 0;
     out.insert(out.end(), msg.begin(), msg.end());
     used += msg.size();
-    sent.push_back(*it);
-    it = order_.erase(it);
+    sent.push_back(order_.extract(it++));
   }
-  for (auto& rank : sent) {
-    auto item = items_.find(std::get<2>(rank));
-    item->second.transmits++;
-    if (item->second.transmits >= limit) {
-      items_.erase(item);
-    } else {
-      std::get<0>(rank) = item->second.transmits;
-      order_.insert(std::move(rank));
+  for (auto& node : sent) {
+    const int transmits = node.key().first + 1;
+    if (transmits >= limit) {
+      index_.erase(node.mapped().key);
+      continue;
     }
+    node.key().first = transmits;
+    index_[node.mapped().key] = node.key();
+    order_.insert(std::move(node));
   }
   return used;
 }

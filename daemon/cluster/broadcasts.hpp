@@ -4,15 +4,17 @@
 // ("m/<node>" or "e/<origin>/<service>"); queuing a rumor drops an older one
 // with the same key, since the new one supersedes it. Packing takes the least
 // transmitted rumors first (newest among equals) and retires a rumor once it
-// went out `limit` times. Pure; not thread-safe.
+// went out `limit` times. Packing costs O(rumors packed), not O(rumors
+// queued): it gives up on a packet after a few rumors that do not fit.
+// Pure; not thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <span>
 #include <string>
-#include <tuple>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace regfs::cluster {
@@ -28,19 +30,18 @@ class Broadcasts {
 
   bool empty() const { return order_.empty(); }
   std::size_t size() const { return order_.size(); }
-  void clear() { order_.clear(); items_.clear(); }
+  void clear() { order_.clear(); index_.clear(); }
 
  private:
-  struct Item {
-    std::vector<std::uint8_t> message;
-    int transmits = 0;
-    std::uint64_t id = 0;
-  };
   // (transmits, -id): fewest transmissions first, newest first among equals.
-  using Rank = std::tuple<int, std::int64_t, std::string>;
-  std::map<std::string, Item, std::less<>> items_;
-  std::set<Rank> order_;
-  std::uint64_t next_id_ = 0;
+  using Rank = std::pair<int, std::int64_t>;
+  struct Item {
+    std::string key;
+    std::vector<std::uint8_t> message;
+  };
+  std::map<Rank, Item> order_;
+  std::unordered_map<std::string, Rank> index_;
+  std::int64_t next_id_ = 0;
 };
 
 }  // namespace regfs::cluster

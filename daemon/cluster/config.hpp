@@ -22,7 +22,7 @@ struct Config {
   int awareness_max = 8;                        // Lifeguard local health multiplier bound
 
   // Dissemination.
-  Duration gossip_interval = milliseconds(20);  // retransmission rounds while rumors remain
+  Duration gossip_interval = milliseconds(5);   // retransmission rounds while rumors remain
   int gossip_fanout = 3;                        // peers per round
   int change_fanout = 4;                        // peers a fresh rumor is pushed to at once
   int retransmit_mult = 4;                      // a rumor goes out mult * ceil(log10(n+1)) times
