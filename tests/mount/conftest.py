@@ -110,6 +110,8 @@ def daemon(make_daemon):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path != "/health":
+            self.server.requests += 1
         code = self.server.codes.get(self.path, 404)
         if code is None:  # never answer
             time.sleep(5)
@@ -134,9 +136,14 @@ class HttpServer:
     def __init__(self, codes=None, port=0):
         self.server = _Server(("127.0.0.1", port), _Handler)
         self.server.codes = codes or {"/health": 200}
+        self.server.requests = 0  # calls other than health checks
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @property
+    def requests(self):
+        return self.server.requests
 
     @property
     def endpoint(self):

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The calling rule, in shell, with no client library:
+#
+#   call the endpoint you have; if the connection fails or the endpoint answers
+#   "not found", read /registry/<service> again and retry once; if that fails,
+#   it has failed.
+#
+#   client.sh [--mount DIR] [--seconds N] [--interval S] SERVICE PATH
+# Prints one line per failed call and a JSON summary at the end (the same
+# summary as client.py and Client.java).
+set -uo pipefail
+
+mount=/registry seconds=10 interval=0.05
+while (($#)); do
+  case $1 in
+    --mount) mount=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --interval) interval=$2; shift 2 ;;
+    -*) echo "client.sh: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+if (($# != 2)); then
+  echo "usage: client.sh [--mount DIR] [--seconds N] [--interval S] SERVICE PATH" >&2
+  exit 2
+fi
+service=$1 path=$2
+
+calls=0 ok=0 rereads=0 failed=0 endpoints=() endpoint=
+
+lookup() { # a health-checked host:port, or nothing
+  endpoint=$(<"$mount/$service") || endpoint=
+  [[ -n $endpoint ]] || return 1
+  local e
+  for e in "${endpoints[@]}"; do [[ $e == "$endpoint" ]] && return 0; done
+  endpoints+=("$endpoint")
+}
+
+call() { # -f: a 404 ("not found") is a failure like a refused connection
+  curl -fsS --max-time 2 -o /dev/null "http://$endpoint$path" 2>&1
+}
+
+end=$((SECONDS + ${seconds%.*}))
+while ((SECONDS < end)); do
+  calls=$((calls + 1))
+  if [[ -n $endpoint ]] && call >/dev/null; then
+    ok=$((ok + 1))
+  else
+    [[ -n $endpoint ]] && rereads=$((rereads + 1))
+    why=
+    if lookup && why=$(call); then
+      ok=$((ok + 1))
+    else
+      failed=$((failed + 1))
+      echo "call failed twice: ${why:-no endpoint for $service}"
+    fi
+  fi
+  sleep "$interval"
+done
+
+list=
+((${#endpoints[@]})) && list=$(printf '"%s",' "${endpoints[@]}")
+printf '{"calls": %d, "ok": %d, "rereads": %d, "failed": %d, "endpoints": [%s]}\n' \
+  "$calls" "$ok" "$rereads" "$failed" "${list%,}"

@@ -1,0 +1,31 @@
+# The Debian package: `cpack -G DEB` in a build directory (packaging/build-deb.sh).
+# Installs regfsd and regfs in /usr/bin, the systemd unit, /etc/default/regfsd
+# (a conffile), and the docs and client examples under /usr/share/doc/regfs.
+include(GNUInstallDirs)
+
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/regfsd.service DESTINATION lib/systemd/system)
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/regfsd.default DESTINATION /etc/default RENAME regfsd)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/DESIGN.md
+              ${PROJECT_SOURCE_DIR}/docs/INTERFACES.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/clients/
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/clients
+        USE_SOURCE_PERMISSIONS)
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME regfs)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_PACKAGE_CONTACT "regfs maintainers <regfs@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "service registry as a file system: cat /registry/<service> prints a checked host:port")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # libfuse3-3, libsodium23, libstdc++6, ... from the binaries
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3")  # fusermount3, for unprivileged unmounts
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_CURRENT_LIST_DIR}/debian/postinst ${CMAKE_CURRENT_LIST_DIR}/debian/postrm
+    ${CMAKE_CURRENT_LIST_DIR}/debian/conffiles)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+include(CPack)
