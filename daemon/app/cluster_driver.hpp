@@ -3,7 +3,7 @@
 // daemon's registry (so the mount invalidates exactly those services).
 //
 // Also finds peers: HOST:PORT, dns:NAME[:PORT] (looked up again every
-// rejoin interval) and file:DIR (each daemon keeps DIR/<node-name> holding
+// min(rejoin interval, 10 s)) and file:DIR (each daemon keeps DIR/<node-name> holding
 // its gossip address and reads the others'; files untouched for five
 // minutes are stale and ignored).
 //

@@ -138,11 +138,13 @@ int run(const regfs::Options& opt) {
       spdlog::error("{}", transport.error().detail);
       return kExitStart;
     }
-    // Peers reach us at the bound address, or at the advertise address when
-    // bound to every interface.
+    // Peers reach us at --advertise when given (behind NAT, say), else at the
+    // bound address, or at the address found from the interfaces when bound
+    // to every interface.
     const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::" || bind_host == "[::]";
-    const std::string gossip = (wildcard ? config.advertise : bind_host) + ":" +
-                               std::to_string((*transport)->port());
+    std::string host = wildcard || !opt.advertise.empty() ? config.advertise : bind_host;
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    const std::string gossip = host + ":" + std::to_string((*transport)->port());
     const cluster::NodeId self{config.name, config.generation};
     cluster = std::make_unique<ClusterDriver>(io, node, cluster::Config{}, self, gossip,
                                               std::move(*transport),

@@ -171,7 +171,7 @@ const char* options_usage() {
   --state-dir DIR            own registrations, durable               REGFS_STATE_DIR
   --node-name NAME           unique node name (default: host name)    REGFS_NODE_NAME
   --bind ADDR:PORT           gossip address (default 127.0.0.1:7946)  REGFS_BIND
-  --advertise ADDR           address for ':port' registrations        REGFS_ADVERTISE
+  --advertise ADDR           address peers and :port registrations use REGFS_ADVERTISE
   --join SOURCE              HOST:PORT, dns:NAME[:PORT], file:DIR     REGFS_JOIN
   --key-file FILE            keyring                                  REGFS_KEY_FILE
   --insecure                 allow no key on a non-loopback address   REGFS_INSECURE

@@ -17,7 +17,7 @@ struct Config {
   Duration probe_interval = milliseconds(200);  // one probe per interval, round robin
   Duration probe_timeout = milliseconds(100);   // direct ack wait before indirect probes
   int indirect_checks = 3;                      // k members asked to probe for us
-  int suspicion_mult = 4;                       // min suspicion = mult * log10(n) * interval
+  int suspicion_mult = 4;                       // min suspicion = mult * max(1, log10 n) * interval
   int suspicion_max_mult = 6;                   // max suspicion = max_mult * min
   int awareness_max = 8;                        // Lifeguard local health multiplier bound
 
@@ -31,6 +31,7 @@ struct Config {
   // Anti-entropy.
   Duration push_pull_interval = seconds(30);    // scaled up beyond 32 members, as memberlist does
   Duration rejoin_interval = seconds(30);       // seeds are contacted again this often
+  Duration rejoin_alone = seconds(1);           // alone, seeds are retried after this, doubling
 
   // Memory of what is gone.
   Duration tombstone_ttl = std::chrono::minutes(5);         // removed services and departed nodes

@@ -62,7 +62,8 @@ void Node::join(Time now, std::vector<PeerAddr> seeds) {
     if (std::find(seeds_.begin(), seeds_.end(), s) == seeds_.end()) seeds_.push_back(s);
     start_sync(now, s);
   }
-  rejoin_next_ = now + cfg_.rejoin_interval;
+  alone_retry_ = std::min(cfg_.rejoin_alone, cfg_.rejoin_interval);
+  rejoin_next_ = now + alone_retry_;
 }
 
 void Node::leave(Time now) {
@@ -145,12 +146,15 @@ void Node::tick(Time now) {
     if (!targets.empty() && !leaving_) start_sync(now, targets.front()->addr);
   }
   if (now >= rejoin_next_) {
-    rejoin_next_ = now + cfg_.rejoin_interval;
     refresh_peers();
-    if (peers_.empty()) {
-      if (!leaving_) for (const auto& s : seeds_) start_sync(now, s);  // alone: every seed
-    } else if (!seeds_.empty() && !leaving_) {
-      start_sync(now, seeds_[random(seeds_.size())]);
+    if (peers_.empty()) {  // alone: every seed, again soon
+      if (!leaving_) for (const auto& s : seeds_) start_sync(now, s);
+      alone_retry_ = std::min(std::max(alone_retry_, cfg_.rejoin_alone) * 2, cfg_.rejoin_interval);
+      rejoin_next_ = now + alone_retry_;
+    } else {
+      if (!seeds_.empty() && !leaving_) start_sync(now, seeds_[random(seeds_.size())]);
+      rejoin_next_ = now + cfg_.rejoin_interval;
+      alone_retry_ = std::min(cfg_.rejoin_alone, cfg_.rejoin_interval);
     }
   }
   if (now >= purge_next_) {

@@ -63,7 +63,9 @@ class Node {
   // Replaces this node's instances of `service`; empty removes them.
   Status set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances);
   // Contacts `seeds` now and again every rejoin_interval, so that halves
-  // started apart merge. Addresses equal to this node's own are ignored.
+  // started apart merge; while alone, retries them after rejoin_alone,
+  // doubling up to rejoin_interval, so a node started before its seeds joins
+  // soon after they come. Addresses equal to this node's own are ignored.
   void join(Time now, std::vector<PeerAddr> seeds);
   // Says goodbye: peers drop this node's instances at once. Keep delivering
   // and ticking for a few gossip intervals, then stop.
@@ -180,6 +182,7 @@ class Node {
   Time gossip_next_{};
   Time push_pull_next_{};
   Time rejoin_next_{};
+  Duration alone_retry_{};  // the next wait between rejoins while alone
   Time purge_next_{};
   std::vector<PeerAddr> seeds_;
   std::map<std::string, Time, std::less<>> orphans_;  // origins without a member record

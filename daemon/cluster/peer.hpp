@@ -18,7 +18,7 @@ struct PeerAddr {
 };
 
 // A node's identity. `generation` grows across restarts of the same name
-// (the daemon uses wall-clock microseconds at start): a higher generation is a
+// (the daemon uses max(state-dir counter + 1, wall-clock µs) at start): a higher generation is a
 // new life that supersedes everything known about the previous one.
 struct NodeId {
   std::string name;

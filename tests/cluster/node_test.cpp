@@ -157,3 +157,22 @@ TEST_CASE("garbage frames are counted and ignored", "[node]") {
   CHECK(n.stats().bad_frames == 1);
   CHECK(n.take_events().services.empty());
 }
+
+TEST_CASE("a lone node retries its seeds after 1, 2, 4 ... s, then every rejoin interval", "[node]") {
+  // The seed is not up yet: nothing ever answers.
+  const Config cfg;
+  const Time t0{};
+  const PeerAddr seed{"10.0.0.9:7946"};
+  Node node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, t0);
+  node.join(t0, {seed});
+  std::vector<Duration> contacts;
+  for (Time now = t0; now <= t0 + seconds(100); now = now + milliseconds(100)) {
+    node.tick(now);
+    for (const auto& o : node.take_outgoing()) {
+      if (o.to == seed && o.channel == Channel::stream) contacts.push_back(now - t0);
+    }
+  }
+  const std::vector<Duration> expected{seconds(0), seconds(1), seconds(3),  seconds(7),
+                                       seconds(15), seconds(31), seconds(61), seconds(91)};
+  CHECK(contacts == expected);
+}
