@@ -11,7 +11,9 @@ Measures, through the mounts:
     writer;
   * failure: a node killed with kill -9 until its instance is unreadable on
     every other node;
-  * resident memory of each daemon once the cluster is formed.
+  * resident memory of each daemon once the cluster is formed;
+  * with --loss-minutes M: M minutes with 10% of every node's incoming
+    packets dropped (nftables), polling every member table for deaths.
 """
 import argparse
 import os
@@ -63,10 +65,35 @@ def writer_loop(conn):
         conn.send((issued, time.monotonic()))
 
 
+def lossy_period(hosts, minutes):
+    """Drops 10% of each node's incoming packets for `minutes`; returns how many
+    (observer, member) pairs were ever seen dead or left, the number of polls
+    and how often a member was seen suspect."""
+    names = {h.name for h in hosts}
+    for h in hosts:
+        h.lossy(10)
+    dead, polls, suspects = set(), 0, 0
+    end = time.monotonic() + minutes * 60
+    try:
+        while time.monotonic() < end:
+            for h in hosts:
+                for name, state in h.members().items():
+                    if name in names and state in ("dead", "left"):
+                        dead.add((h.name, name))
+                    suspects += state == "suspect"
+            polls += 1
+            time.sleep(1)
+    finally:
+        for h in hosts:
+            h.heal()
+    return len(dead), polls, suspects
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--loss-minutes", type=float, default=0)
     a = ap.parse_args()
     random.seed(1)
 
@@ -114,6 +141,10 @@ def main():
         writes.send(None)
         child.join()
 
+        false_deaths = None
+        if a.loss_minutes > 0:
+            false_deaths, polls, suspects = lossy_period(hosts, a.loss_minutes)
+
         victim = hosts[-1]
         victim.write("victim", f"{victim.ip}:9999 check=none\n")
         time.sleep(1)
@@ -140,6 +171,9 @@ def main():
               f"{statistics.median(detect):.2f} s | {max(detect):.2f} s |")
         print(f"| daemon resident memory in the cluster | {statistics.median(rss):.1f} MB | "
               f"{max(rss):.1f} MB |")
+        if false_deaths is not None:
+            print(f"| {a.loss_minutes:g} min at 10% packet loss: false deaths seen ({polls} polls "
+                  f"of every member table; suspect seen {suspects} times) | {false_deaths} | |")
     finally:
         try:
             next(fixture)
