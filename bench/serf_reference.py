@@ -29,6 +29,16 @@ def events(d, name):
         return []
 
 
+def wait_for_rpc(addr, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if subprocess.run(["serf", "members", f"-rpc-addr={addr}"],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"serf agent on {addr} did not start")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=10)
@@ -48,6 +58,8 @@ def main():
             if i > 0:
                 cmd.append("-join=127.0.0.1:27946")
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            if i == 0:  # an agent whose -join is refused exits: let the seed listen first
+                wait_for_rpc("127.0.0.1:27373")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             out = subprocess.run(["serf", "members", "-rpc-addr=127.0.0.1:27373", "-status=alive"],

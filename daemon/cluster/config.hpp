@@ -22,9 +22,14 @@ struct Config {
   int awareness_max = 8;                        // Lifeguard local health multiplier bound
 
   // Dissemination.
-  Duration gossip_interval = milliseconds(5);   // retransmission rounds while rumors remain
+  Duration gossip_interval = milliseconds(20);  // retransmission rounds while rumors remain
   int gossip_fanout = 3;                        // peers per round
   int change_fanout = 4;                        // peers a fresh rumor is pushed to at once
+  // A node's own registration change goes straight to this many live peers
+  // (all of them in a cluster up to this size: one hop, no relay). Only in a
+  // larger cluster do receivers push it on at once; otherwise they just
+  // retransmit it in gossip rounds, in case a datagram was lost.
+  std::size_t broadcast_max = 128;
   int retransmit_mult = 4;                      // a rumor goes out mult * ceil(log10(n+1)) times
   Duration gossip_to_dead = seconds(30);        // dead members still get gossip this long
 

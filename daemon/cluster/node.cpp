@@ -52,7 +52,7 @@ Status Node::set_service(Time now, std::string_view service, std::vector<Instanc
     }
   }
   Entry e = store_.set_own(service, std::move(instances), now, events_.services);
-  spread_entry(now, e);
+  spread_entry(now, e, true);
   return ok_status();
 }
 
@@ -286,11 +286,11 @@ void Node::send_stream(const PeerAddr& to, std::vector<Message> ms) {
   send(to, Channel::stream, encode_frame(Channel::stream, self_, ms));
 }
 
-void Node::queue_rumor(std::string key, const Message& m) {
+void Node::queue_rumor(std::string key, const Message& m, bool urgent) {
   auto bytes = encode_message(m);
   if (bytes.size() + 64 > cfg_.wire.max_packet) return;  // too big for gossip; push-pull carries it
   broadcasts_.queue(std::move(key), std::move(bytes));
-  urgent_ = true;
+  urgent_ = urgent_ || urgent;
 }
 
 void Node::gossip(Time now, int fanout) {

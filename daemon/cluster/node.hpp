@@ -125,7 +125,9 @@ class Node {
   void send(const PeerAddr& to, Channel ch, std::vector<std::uint8_t> bytes);
   void send_packet(const PeerAddr& to, const Message& m);
   void send_stream(const PeerAddr& to, std::vector<Message> ms);
-  void queue_rumor(std::string key, const Message& m);
+  // Queues a rumor for gossip; `urgent` pushes it to change_fanout peers at
+  // the next tick instead of waiting for the next gossip round.
+  void queue_rumor(std::string key, const Message& m, bool urgent = true);
   void gossip(Time now, int fanout);
   int retransmit_limit();
   void member_event(const Member& m);
@@ -158,7 +160,8 @@ class Node {
   void start_sync(Time now, const PeerAddr& to);
   SyncState state(std::uint8_t stage) const;
   std::uint64_t members_hash() const;
-  void spread_entry(Time now, const Entry& e);
+  // `own`: this node's change, sent straight to up to broadcast_max peers.
+  void spread_entry(Time now, const Entry& e, bool own);
   Duration push_pull_interval() const;
 
   Config cfg_;

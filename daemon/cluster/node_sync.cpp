@@ -14,11 +14,21 @@
 
 namespace regfs::cluster {
 
-void Node::spread_entry(Time now, const Entry& e) {
-  (void)now;
+void Node::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
   if (bytes.size() + 64 <= cfg_.wire.max_packet) {
-    queue_rumor("e/" + e.origin.name + "/" + e.service, e);
+    // Not urgent: the first retransmission round is a full interval away.
+    if (broadcasts_.empty()) gossip_next_ = std::max(gossip_next_, now + cfg_.gossip_interval);
+    refresh_peers();
+    const bool small = peers_.size() <= cfg_.broadcast_max;
+    if (own) {
+      // Straight to the peers: a write is rare, and one hop is the fastest
+      // spread there is. Gossip rounds then repeat it in case of loss.
+      auto packet = encode_header(Channel::packet, self_);
+      packet.insert(packet.end(), bytes.begin(), bytes.end());
+      for (const Member* m : pick(cfg_.broadcast_max, "", false)) send(m->addr, Channel::packet, packet);
+    }
+    queue_rumor("e/" + e.origin.name + "/" + e.service, e, !own && !small);
     return;
   }
   // Too big for a datagram: push it over streams to a few peers at once;
@@ -34,7 +44,7 @@ void Node::spread_entry(Time now, const Entry& e) {
 }
 
 void Node::on_entry(Time now, const Entry& e) {
-  if (store_.apply(e, now, events_.services)) spread_entry(now, e);
+  if (store_.apply(e, now, events_.services)) spread_entry(now, e, false);
 }
 
 std::uint64_t Node::members_hash() const {
