@@ -126,8 +126,11 @@ void Filesystem::service_changed(const std::string& service) {
   repeat_.erase(service);
   rotated_.erase(service);
   if (notifier_ == nullptr) return;
-  for (fuse_ino_t dir : {kRootIno, kAllIno, kWaitIno}) notifier_->inval_entry(dir, service);
-  invalidations_ += 3;
+  // Not .wait/: its entries are never cached (answered per open), and an
+  // invalidation there would queue behind a lookup parked in .wait/ for
+  // another name, holding every later write's reply until that wait ends.
+  for (fuse_ino_t dir : {kRootIno, kAllIno}) notifier_->inval_entry(dir, service);
+  invalidations_ += 2;
 }
 
 std::string Filesystem::metrics_text() const {

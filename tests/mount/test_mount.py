@@ -184,6 +184,33 @@ def test_wait_times_out(daemon):
     assert 0.9 <= time.monotonic() - started < 5
 
 
+def test_a_reader_parked_in_wait_delays_no_write(make_daemon, servers):
+    """Writes of other services, and their reads, go on while a reader waits."""
+    d = make_daemon("--wait-timeout", "20s")
+    waiting = {}
+
+    def wait_for_never():
+        try:
+            waiting["read"] = read(d.path(".wait", "never"))
+        except OSError as e:
+            waiting["errno"] = e.errno
+
+    reader = threading.Thread(target=wait_for_never)
+    reader.start()
+    try:
+        time.sleep(0.3)  # the reader's lookup is parked in the daemon
+        s = servers()
+        for i in range(3):
+            write(d.path(f"svc{i}"), s.endpoint)
+            assert read(d.path(f"svc{i}")) == s.endpoint + "\n"
+        assert reader.is_alive(), "the reader's wait ended before the writes finished"
+        write(d.path("never"), s.endpoint)
+        reader.join(10)
+        assert waiting == {"read": s.endpoint + "\n"}
+    finally:
+        reader.join(25)
+
+
 def test_read_deadline_with_a_hanging_endpoint(daemon, servers):
     s = servers({"/health": None})
     write(daemon.path("slow"), f"{s.endpoint} check=http:/health")

@@ -151,10 +151,29 @@ def _teardown_network():
     subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
 
 
+# The kernel's ARP table is one table for every network namespace, and its
+# default ceiling (1024 entries) is below what 100 hosts that all talk to each
+# other need (~100 x 99): beyond it, new neighbours are dropped ("neighbor
+# table overflow") and whole hosts stay cut off. Raised while a cluster runs.
+NEIGH = {f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}": v
+         for i, v in ((1, 4096), (2, 16384), (3, 32768))}
+
+
+def _set_sysctls(values):
+    old = {}
+    for path, value in values.items():
+        with open(path) as f:
+            old[path] = int(f.read())
+        with open(path, "w") as f:
+            f.write(str(max(value, old[path]) if values is NEIGH else value))
+    return old
+
+
 @pytest.fixture
 def cluster():
     """cluster(n) -> [Host] with daemons started, joined through the first."""
     _teardown_network()
+    saved_neigh = _set_sysctls(NEIGH)
     base = tempfile.mkdtemp(prefix="regfs-net-")
     os.chmod(base, 0o755)
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -182,4 +201,5 @@ def cluster():
     for h in hosts:
         h.stop(signal.SIGKILL)
     _teardown_network()
+    _set_sysctls(saved_neigh)
     shutil.rmtree(base, ignore_errors=True)
