@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cluster benchmark beside its references, in one run (root; ~30 minutes):
-#   sudo bench/cluster.sh
+#   bench/cluster.sh
 # regfs: 3, 10, 30 and 100 daemons in network namespaces, measured through the
 # mounts; the 30-daemon cluster also spends 10 minutes at 10% packet loss.
 # Serf (Debian's serf): 10 and 30 agents on loopback. etcd (etcd-server): 3 members.

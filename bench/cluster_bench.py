@@ -2,7 +2,7 @@
 """Cluster benchmark on real sockets: N daemons, each in its own network
 namespace with its own mount (the multi-host test harness).
 
-    sudo bench/cluster_bench.py [--nodes N] [--trials T]
+    bench/cluster_bench.py [--nodes N] [--trials T]
 
 Measures, through the mounts:
   * propagation: a registration written on one node until it is readable on

@@ -3,7 +3,7 @@
 machine: a 3-member cluster on loopback; a put on member 1 until a watcher on
 member 2 prints it.
 
-    sudo bench/etcd_reference.py [--trials T]
+    bench/etcd_reference.py [--trials T]
 """
 import argparse
 import base64

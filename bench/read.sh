@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The read-path benchmark with its references, in one run:
-#   sudo bench/read.sh [ITERATIONS]
+#   bench/read.sh [ITERATIONS]
 # Starts two daemons (default freshness, and --fresh 0 so every read checks),
 # loopback HTTP servers for the instances, dnsmasq on a loopback port, and
 # measures open+read+close against a tmpfs file and a DNS query. Then the

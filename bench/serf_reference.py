@@ -4,7 +4,7 @@ N agents on loopback ports; a tag change on one agent until every other agent
 has run its member-update handler with it; an agent killed with kill -9 until
 every other agent has run its member-failed handler.
 
-    sudo bench/serf_reference.py [--agents N] [--trials T]
+    bench/serf_reference.py [--agents N] [--trials T]
 """
 import argparse
 import os

@@ -2,7 +2,7 @@
 # The single-node demo: a daemon, a real HTTP service that registers itself on a
 # random port, and a client that follows the calling rule while the service is
 # killed and comes back on another port. Stops by itself in about 15 seconds.
-#   sudo examples/demo-single-node.sh
+#   examples/demo-single-node.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $(id -u) -ne 0 ]]; then

@@ -4,7 +4,7 @@
 # A real HTTP service registers itself on node 1; readers on every node
 # follow the calling rule; the service dies and comes back on node 3 with a
 # new address and port; every reader follows it. Stops by itself (~30 s).
-#   sudo examples/demo.sh
+#   examples/demo.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $(id -u) -ne 0 ]]; then
