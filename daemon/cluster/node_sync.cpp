@@ -17,7 +17,8 @@ namespace regfs::cluster {
 void Node::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
   if (bytes.size() + 64 <= cfg_.wire.max_packet) {
-    // Not urgent: the first retransmission round is a full interval away.
+    // A change queued into an idle gossip loop waits a full interval for its
+    // first retransmission round: the direct send or urgent push comes first.
     if (broadcasts_.empty()) gossip_next_ = std::max(gossip_next_, now + cfg_.gossip_interval);
     refresh_peers();
     const bool small = peers_.size() <= cfg_.broadcast_max;

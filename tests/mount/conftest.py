@@ -24,6 +24,19 @@ from harness import BUILD, REGFS, REGFSD, wait_until  # noqa: E402,F401
 
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text, append=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+    try:
+        os.write(fd, text.encode() if isinstance(text, str) else text)
+    finally:
+        os.close(fd)
+
+
 def is_mounted(path):
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path for line in f)

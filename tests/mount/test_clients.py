@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_until
+from conftest import wait_until, write
 
 CLIENTS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "clients")
 
@@ -25,11 +25,7 @@ def command(kind):
 
 
 def register(d, endpoint):
-    fd = os.open(d.path("web"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, f"{endpoint} check=http:/health\n".encode())
-    finally:
-        os.close(fd)
+    write(d.path("web"), f"{endpoint} check=http:/health\n")
 
 
 @pytest.mark.parametrize("kind", ["python", "shell", "java"])

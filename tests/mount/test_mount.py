@@ -10,20 +10,7 @@ import time
 
 import pytest
 
-from conftest import closed_port, is_mounted, wait_until
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def write(path, text, append=False):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
-    try:
-        os.write(fd, text.encode() if isinstance(text, str) else text)
-    finally:
-        os.close(fd)
+from conftest import closed_port, is_mounted, read, wait_until, write
 
 
 def err(fn, *args):

@@ -159,13 +159,19 @@ NEIGH = {f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}": v
          for i, v in ((1, 4096), (2, 16384), (3, 32768))}
 
 
-def _set_sysctls(values):
-    old = {}
+def _write_sysctls(values):
     for path, value in values.items():
+        with open(path, "w") as f:
+            f.write(str(value))
+
+
+def _raise_neigh_ceiling():
+    """Raises the ARP table thresholds (never lowers one); returns the old values."""
+    old = {}
+    for path in NEIGH:
         with open(path) as f:
             old[path] = int(f.read())
-        with open(path, "w") as f:
-            f.write(str(max(value, old[path]) if values is NEIGH else value))
+    _write_sysctls({path: max(value, old[path]) for path, value in NEIGH.items()})
     return old
 
 
@@ -173,7 +179,7 @@ def _set_sysctls(values):
 def cluster():
     """cluster(n) -> [Host] with daemons started, joined through the first."""
     _teardown_network()
-    saved_neigh = _set_sysctls(NEIGH)
+    saved_neigh = _raise_neigh_ceiling()
     base = tempfile.mkdtemp(prefix="regfs-net-")
     os.chmod(base, 0o755)
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -201,5 +207,5 @@ def cluster():
     for h in hosts:
         h.stop(signal.SIGKILL)
     _teardown_network()
-    _set_sysctls(saved_neigh)
+    _write_sysctls(saved_neigh)
     shutil.rmtree(base, ignore_errors=True)
