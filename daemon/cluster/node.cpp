@@ -13,7 +13,7 @@ Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time n
       rng_(seed),
       awareness_(cfg_.awareness_max),
       store_(self_) {
-  members_[self_.name] = Member{self_, std::move(addr), 0, MemberState::alive, now};
+  *members_.emplace(self_.name).first = Member{self_, std::move(addr), 0, MemberState::alive, now};
   // Spread phases so that nodes started together do not probe in lockstep.
   next_probe_ = now + Duration(static_cast<Duration::rep>(
                           random(static_cast<std::uint64_t>(cfg_.probe_interval.count()))));
@@ -160,14 +160,15 @@ void Node::tick(Time now) {
   if (now >= purge_next_) {
     purge_next_ = now + cfg_.purge_interval;
     store_.purge(now, now - cfg_.tombstone_ttl);
-    for (auto it = members_.begin(); it != members_.end();) {
-      const Member& m = it->second;
+    const std::size_t erased = members_.erase_if([&](const Member& m) {
       const bool gone = m.state == MemberState::dead || m.state == MemberState::left;
-      if (gone && m.id != self_ && m.since + cfg_.tombstone_ttl <= now) {
-        it = members_.erase(it);
-      } else {
-        ++it;
-      }
+      return gone && m.id != self_ && m.since + cfg_.tombstone_ttl <= now;
+    });
+    if (erased > 0) {  // every pointer into members_ is invalid now
+      peers_.clear();
+      recent_dead_.clear();
+      probe_order_.clear();
+      probe_pos_ = 0;
     }
     peers_dirty_ = true;
     drop_orphans(now);
@@ -180,7 +181,7 @@ void Node::drop_orphans(Time now) {
   std::vector<NodeId> drop;
   std::map<std::string, Time, std::less<>> still;
   for (const auto& [name, o] : store_.origins()) {
-    if (name == self_.name || o.hidden || members_.count(name) != 0) continue;
+    if (name == self_.name || o.hidden || members_.find(name) != nullptr) continue;
     auto it = orphans_.find(name);
     const Time since = it == orphans_.end() ? now : it->second;
     if (now - since >= cfg_.orphan_grace) {
@@ -212,14 +213,14 @@ std::vector<Outgoing> Node::take_outgoing() { return std::exchange(outbox_, {});
 Events Node::take_events() { return std::exchange(events_, {}); }
 
 std::vector<MemberInfo> Node::members() const {
-  std::vector<MemberInfo> out;
-  for (const auto& [_, m] : members_) out.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
+  std::vector<MemberInfo> out(members_.begin(), members_.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id.name < b.id.name; });
   return out;
 }
 
 std::size_t Node::live_members() const {
   std::size_t n = 0;
-  for (const auto& [_, m] : members_) {
+  for (const auto& m : members_) {
     n += m.state == MemberState::alive || m.state == MemberState::suspect;
   }
   return n;
@@ -234,12 +235,12 @@ void Node::refresh_peers() {
   peers_dirty_ = false;
   peers_.clear();
   recent_dead_.clear();
-  for (const auto& [name, m] : members_) {
-    if (name == self_.name) continue;
+  for (const auto& m : members_) {
+    if (m.id.name == self_.name) continue;
     if (m.state == MemberState::alive || m.state == MemberState::suspect) {
-      peers_.push_back(name);
+      peers_.push_back(&m);
     } else if (m.state == MemberState::dead) {
-      recent_dead_.push_back(name);
+      recent_dead_.push_back(&m);
     }
   }
 }
@@ -258,10 +259,8 @@ std::vector<const Node::Member*> Node::pick(std::size_t k, const std::string& ex
     const std::size_t j = i + random(n - i);
     const std::size_t picked = at(j);
     swapped[j] = at(i);
-    const auto& name = pool[picked];
-    if (name == exclude) continue;
-    const Member& m = members_.at(name);
-    out.push_back(&m);
+    if (pool[picked]->id.name == exclude) continue;
+    out.push_back(pool[picked]);
   }
   return out;
 }
@@ -299,8 +298,8 @@ void Node::gossip(Time now, int fanout) {
   auto targets = pick(static_cast<std::size_t>(fanout), "", false);
   // Members declared dead recently still hear rumors, so they can refute.
   if (!recent_dead_.empty()) {
-    const Member& d = members_.at(recent_dead_[random(recent_dead_.size())]);
-    if (d.since + cfg_.gossip_to_dead > now) targets.push_back(&d);
+    const Member* d = recent_dead_[random(recent_dead_.size())];
+    if (d->since + cfg_.gossip_to_dead > now) targets.push_back(d);
   }
   for (const Member* t : targets) {
     auto bytes = encode_header(Channel::packet, self_);

@@ -24,6 +24,7 @@
 #include "cluster/broadcasts.hpp"
 #include "cluster/config.hpp"
 #include "cluster/lifeguard.hpp"
+#include "cluster/member_table.hpp"
 #include "cluster/messages.hpp"
 #include "cluster/store.hpp"
 #include "core/result.hpp"
@@ -34,14 +35,6 @@ struct Outgoing {
   PeerAddr to;
   Channel channel = Channel::packet;  // packet: one datagram; stream: one TCP frame
   std::vector<std::uint8_t> bytes;    // plaintext frame; the transport seals it
-};
-
-struct MemberInfo {
-  NodeId id;
-  PeerAddr addr;
-  std::uint32_t incarnation = 0;
-  MemberState state = MemberState::alive;
-  Time since{};  // when this node saw the state begin
 };
 
 struct Events {
@@ -86,7 +79,7 @@ class Node {
     return store_.entry(origin, service);
   }
   std::vector<std::string> services() const { return store_.services(); }
-  std::vector<MemberInfo> members() const;
+  std::vector<MemberInfo> members() const;  // in name order
   const NodeId& self() const { return self_; }
   std::uint32_t incarnation() const { return me().incarnation; }
   int awareness() const { return awareness_.score(); }
@@ -95,13 +88,7 @@ class Node {
   std::size_t live_members() const;  // alive or suspect, this node included
 
  private:
-  struct Member {
-    NodeId id;
-    PeerAddr addr;
-    std::uint32_t incarnation = 0;
-    MemberState state = MemberState::alive;
-    Time since{};
-  };
+  using Member = MemberTable::Member;
   struct Probe {
     bool active = false;
     bool indirect = false;
@@ -117,8 +104,8 @@ class Node {
   };
 
   // node.cpp: plumbing
-  Member& me() { return members_.at(self_.name); }
-  const Member& me() const { return members_.at(self_.name); }
+  Member& me() { return *members_.find(self_.name); }  // never erased
+  const Member& me() const { return *members_.find(self_.name); }
   std::uint64_t random(std::uint64_t below);
   std::vector<const Member*> pick(std::size_t k, const std::string& exclude, bool with_dead);
   void refresh_peers();
@@ -143,7 +130,9 @@ class Node {
   void on_nack(std::uint32_t seq);
 
   // node_members.cpp: rumors
-  void on_alive(Time now, const Alive& m);
+  // `rumor`: gossip it on when it is news (not for records merged from a
+  // state exchange: the peer that sent them holds them already).
+  void on_alive(Time now, const Alive& m, bool rumor = true);
   void on_suspect(Time now, const Suspect& m);
   void on_dead(Time now, const Dead& m);
   void refute(Time now, std::uint32_t accused, bool was_dead);
@@ -167,11 +156,13 @@ class Node {
   Config cfg_;
   NodeId self_;
   std::mt19937_64 rng_;
-  std::map<std::string, Member, std::less<>> members_;
-  std::vector<std::string> peers_;        // alive or suspect, not self (sampling)
-  std::vector<std::string> recent_dead_;  // dead within gossip_to_dead (sampling)
+  // Pointers into members_: peers_ and recent_dead_ are rebuilt when dirty,
+  // and all three are dropped when a purge erases a member.
+  MemberTable members_;
+  std::vector<const Member*> peers_;        // alive or suspect, not self (sampling)
+  std::vector<const Member*> recent_dead_;  // dead within gossip_to_dead (sampling)
   bool peers_dirty_ = true;
-  std::vector<std::string> probe_order_;
+  std::vector<const Member*> probe_order_;
   std::size_t probe_pos_ = 0;
   Probe probe_;
   bool suspect_turn_ = false;

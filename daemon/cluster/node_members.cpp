@@ -34,18 +34,18 @@ void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
   }
 }
 
-void Node::on_alive(Time now, const Alive& a) {
+void Node::on_alive(Time now, const Alive& a, bool rumor) {
   if (a.node.name == self_.name) {
     if (a.node.generation == self_.generation && a.incarnation > me().incarnation) {
       refute(now, a.incarnation, false);  // someone speaks for us: outbid it
     }
     return;
   }
-  if (members_.find(a.node.name) == members_.end() && store_.departed(a.node)) {
+  if (members_.find(a.node.name) == nullptr && store_.departed(a.node)) {
     return;  // late gossip about a life that already ended and was forgotten
   }
-  auto [it, fresh] = members_.try_emplace(a.node.name);
-  Member& m = it->second;
+  auto [record, fresh] = members_.emplace(a.node.name);
+  Member& m = *record;
   if (fresh) {
     m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
   } else if (a.node.generation > m.id.generation) {
@@ -64,7 +64,7 @@ void Node::on_alive(Time now, const Alive& a) {
     m.state = MemberState::alive;
   }
   member_event(m);
-  queue_rumor("m/" + m.id.name, a);
+  if (rumor) queue_rumor("m/" + m.id.name, a);
 }
 
 void Node::on_suspect(Time now, const Suspect& s) {
@@ -78,9 +78,9 @@ void Node::on_suspect(Time now, const Suspect& s) {
     }
     return;
   }
-  auto it = members_.find(s.node.name);
-  if (it == members_.end()) return;
-  Member& m = it->second;
+  Member* record = members_.find(s.node.name);
+  if (record == nullptr) return;
+  Member& m = *record;
   if (m.id != s.node || s.incarnation < m.incarnation || !live(m.state)) return;
   if (m.state == MemberState::suspect && s.incarnation == m.incarnation) {
     auto sus = suspicions_.find(m.id.name);
@@ -109,14 +109,14 @@ void Node::on_dead(Time now, const Dead& d) {
     }
     return;
   }
-  auto it = members_.find(d.node.name);
-  if (it == members_.end()) {
+  Member* record = members_.find(d.node.name);
+  if (record == nullptr) {
     // A node we hold no record of (we may still hold its entries, learned
     // through a third node): drop them and keep them out.
     store_.depart(d.node, now + cfg_.tombstone_ttl, events_.services);
     return;
   }
-  Member& m = it->second;
+  Member& m = *record;
   if (m.id.generation > d.node.generation) return;
   if (m.id.generation == d.node.generation) {
     if (d.incarnation < m.incarnation || !live(m.state)) return;
@@ -139,10 +139,10 @@ void Node::depart(Time now, Member& m) {
 void Node::suspicion_tick(Time now) {
   for (auto it = suspicions_.begin(); it != suspicions_.end();) {
     if (it->second.deadline() > now) { ++it; continue; }
-    auto m = members_.find(it->first);
+    const Member* m = members_.find(it->first);
     it = suspicions_.erase(it);
-    if (m == members_.end() || m->second.state != MemberState::suspect) continue;
-    on_dead(now, Dead{m->second.id, m->second.incarnation, self_.name, false});
+    if (m == nullptr || m->state != MemberState::suspect) continue;
+    on_dead(now, Dead{m->id, m->incarnation, self_.name, false});
   }
 }
 

@@ -15,11 +15,11 @@ namespace regfs::cluster {
 void Node::probe_tick(Time now) {
   if (probe_.active && !probe_.indirect && now >= probe_.direct_deadline) {
     probe_.indirect = true;
-    auto target = members_.find(probe_.target.name);
-    if (target == members_.end()) {
+    const Member* target = members_.find(probe_.target.name);
+    if (target == nullptr) {
       probe_.active = false;
     } else {
-      const PeerAddr addr = target->second.addr;
+      const PeerAddr addr = target->addr;
       auto helpers = pick(static_cast<std::size_t>(cfg_.indirect_checks), probe_.target.name, false);
       probe_.expected_nacks = static_cast<int>(helpers.size());
       for (const Member* h : helpers) send_packet(h->addr, PingReq{probe_.seq, probe_.target, addr});
@@ -31,10 +31,10 @@ void Node::probe_tick(Time now) {
     int delta = 1;
     if (probe_.expected_nacks > 0) delta = std::max(0, probe_.expected_nacks - probe_.nacks);
     awareness_.apply(delta);
-    auto it = members_.find(probe_.target.name);
-    if (it != members_.end() && it->second.id == probe_.target &&
-        (it->second.state == MemberState::alive || it->second.state == MemberState::suspect)) {
-      on_suspect(now, Suspect{it->second.id, it->second.incarnation, self_.name});
+    const Member* m = members_.find(probe_.target.name);
+    if (m != nullptr && m->id == probe_.target &&
+        (m->state == MemberState::alive || m->state == MemberState::suspect)) {
+      on_suspect(now, Suspect{m->id, m->incarnation, self_.name});
     }
   }
   if (!probe_.active && now >= next_probe_ && !leaving_) start_probe(now);
@@ -49,10 +49,8 @@ void Node::start_probe(Time now) {
   if (suspect_turn_ && !suspicions_.empty()) {
     auto s = suspicions_.begin();
     std::advance(s, static_cast<std::ptrdiff_t>(random(suspicions_.size())));
-    auto it = members_.find(s->first);
-    if (it != members_.end() && it->second.state == MemberState::suspect) {
-      return send_probe(now, it->second);
-    }
+    const Member* m = members_.find(s->first);
+    if (m != nullptr && m->state == MemberState::suspect) return send_probe(now, *m);
   }
   for (std::size_t tries = 0; tries <= probe_order_.size(); ++tries) {
     if (probe_pos_ >= probe_order_.size()) {
@@ -63,10 +61,7 @@ void Node::start_probe(Time now) {
       probe_pos_ = 0;
       if (probe_order_.empty()) return;
     }
-    const std::string& name = probe_order_[probe_pos_++];
-    auto it = members_.find(name);
-    if (it == members_.end()) continue;
-    const Member& m = it->second;
+    const Member& m = *probe_order_[probe_pos_++];
     if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
     return send_probe(now, m);
   }

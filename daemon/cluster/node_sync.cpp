@@ -49,21 +49,24 @@ void Node::on_entry(Time now, const Entry& e) {
 }
 
 std::uint64_t Node::members_hash() const {
-  Fnv64 h;
-  for (const auto& [name, m] : members_) {
+  // A sum of per-member hashes: independent of the order members are held in.
+  std::uint64_t sum = 0;
+  for (const auto& m : members_) {
     if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
-    h.add(name);
+    Fnv64 h;
+    h.add(m.id.name);
     h.add(m.id.generation);
     h.add(static_cast<std::uint64_t>(m.incarnation));
+    sum += h.value();
   }
-  return h.value();
+  return sum;
 }
 
 SyncState Node::state(std::uint8_t stage) const {
   SyncState s;
   s.stage = stage;
   s.members.reserve(members_.size());
-  for (const auto& [_, m] : members_) s.members.push_back({m.id, m.incarnation, m.state, m.addr});
+  for (const auto& m : members_) s.members.push_back({m.id, m.incarnation, m.state, m.addr});
   s.digests = store_.digests();
   return s;
 }
@@ -103,7 +106,7 @@ void Node::merge(Time now, const std::string& sender, const std::vector<MemberRe
   for (const auto& r : records) {
     switch (r.state) {
       case MemberState::alive:
-        on_alive(now, Alive{r.node, r.incarnation, r.addr});
+        on_alive(now, Alive{r.node, r.incarnation, r.addr}, false);
         break;
       case MemberState::suspect:
       case MemberState::dead:
@@ -115,8 +118,8 @@ void Node::merge(Time now, const std::string& sender, const std::vector<MemberRe
         } else {
           // Unknown to us: take it in as alive first, so that our own probes
           // and suspicion timer settle its fate.
-          if (members_.find(r.node.name) == members_.end()) {
-            on_alive(now, Alive{r.node, r.incarnation, r.addr});
+          if (members_.find(r.node.name) == nullptr) {
+            on_alive(now, Alive{r.node, r.incarnation, r.addr}, false);
           }
           on_suspect(now, Suspect{r.node, r.incarnation, sender});
         }
