@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import multiprocessing
 import time
@@ -44,19 +45,26 @@ def rss_mb(pid):
     return 0.0
 
 
-def reader_loop(conn):
-    """One reader per node, in its own process as on a real host: reads each
-    `.wait/` path it is sent and answers when the read returned (None: failed)."""
-    while (path := conn.recv()) is not None:
-        try:
-            # os.open, not open(): Python's open() adds an isatty ioctl, one
-            # more round trip to the daemon that cat or a C client never makes.
-            fd = os.open(path, os.O_RDONLY)
-            os.read(fd, 4096)
-            os.close(fd)
-            conn.send(time.monotonic())
-        except OSError:
-            conn.send(None)
+class Reader:
+    """One reader per node, in its own process as on a real host
+    (bench/wait_reader.cpp): reads each `.wait/` path it is sent; `seen()`
+    is when the read returned, on time.monotonic()'s clock (None: failed)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([os.path.join(conftest.BUILD, "bench", "wait_reader")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1)
+
+    def send(self, path):
+        self.proc.stdin.write(path + "\n")
+
+    def seen(self):
+        line = self.proc.stdout.readline().strip()
+        return None if line in ("", "-") else float(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def writer_loop(conn):
@@ -122,14 +130,9 @@ def main():
         spread, from_open, write_ms = [], [], []
         fork = multiprocessing.get_context("fork")
         writes, child_end = multiprocessing.Pipe()
-        child = fork.Process(target=writer_loop, args=(child_end,))
+        child = fork.Process(target=writer_loop, args=(child_end,), daemon=True)
         child.start()
-        readers = {}
-        for h in hosts:
-            ours, theirs = multiprocessing.Pipe()
-            proc = fork.Process(target=reader_loop, args=(theirs,))
-            proc.start()
-            readers[h.name] = (ours, proc)
+        readers = {h.name: Reader() for h in hosts}
         for t in range(a.trials):
             writer = random.choice(hosts)
             endpoint = f"{writer.ip}:{20000 + t}"
@@ -140,10 +143,10 @@ def main():
             # write() returns once the change is durable on the writer, which
             # peers need not wait for.
             for h in others:
-                readers[h.name][0].send(h.path(".wait", f"bench{t}"))
+                readers[h.name].send(h.path(".wait", f"bench{t}"))
             time.sleep(0.05 + 0.002 * len(others))  # every reader has made its lookup
             writes.send((writer.path(f"bench{t}"), endpoint + " check=none\n"))
-            seen = [readers[h.name][0].recv() for h in others]
+            seen = [readers[h.name].seen() for h in others]
             opened, issued, returned = writes.recv()
             spread.append((max(seen) - issued) * 1000 if all(seen) else float("inf"))
             from_open.append((max(seen) - opened) * 1000 if all(seen) else float("inf"))
@@ -152,9 +155,8 @@ def main():
 
         writes.send(None)
         child.join()
-        for conn, proc in readers.values():
-            conn.send(None)
-            proc.join()
+        for r in readers.values():
+            r.close()
 
         false_deaths = None
         if a.loss_minutes > 0:

@@ -85,10 +85,17 @@ void ClusterDriver::pump() {
 
 void ClusterDriver::schedule() {
   const Time next = core_.next_deadline();
+  // Re-arming costs a system call, and this runs after every packet. A wait
+  // already armed for no later than `next` stands: waking early is harmless
+  // (the tick does what is due, and this runs again).
+  if (armed_ && armed_for_ <= next) return;
+  armed_ = true;
+  armed_for_ = next;
   const Duration wait = std::max(next - steady_now(), Duration::zero());
   timer_.expires_after(wait);
   timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_) return;  // aborted: a re-arm replaced this wait
+    armed_ = false;
     core_.tick(steady_now());
     pump();
   });

@@ -60,6 +60,8 @@ class ClusterDriver {
   std::string gossip_addr_;
   std::unique_ptr<transport::Transport> transport_;
   boost::asio::steady_timer timer_;
+  bool armed_ = false;  // timer_ waits for armed_for_
+  Time armed_for_{};
   boost::asio::steady_timer sources_timer_;
   boost::asio::ip::tcp::resolver resolver_;
   std::vector<std::string> sources_;

@@ -30,6 +30,10 @@ struct Config {
   // larger cluster do receivers push it on at once; otherwise they just
   // retransmit it in gossip rounds, in case a datagram was lost.
   std::size_t broadcast_max = 128;
+  // In such a cluster every peer got the change from its origin, so the
+  // receivers' retransmissions (for a datagram lost on the way) wait this
+  // long: they would only compete for the CPU with the readers being woken.
+  Duration relay_delay = milliseconds(100);
   int retransmit_mult = 4;                      // a rumor goes out mult * ceil(log10(n+1)) times
   Duration gossip_to_dead = seconds(30);        // dead members still get gossip this long
 

@@ -19,9 +19,12 @@ void Node::spread_entry(Time now, const Entry& e, bool own) {
   if (bytes.size() + 64 <= cfg_.wire.max_packet) {
     // A change queued into an idle gossip loop waits a full interval for its
     // first retransmission round: the direct send or urgent push comes first.
-    if (broadcasts_.empty()) gossip_next_ = std::max(gossip_next_, now + cfg_.gossip_interval);
     refresh_peers();
     const bool small = peers_.size() <= cfg_.broadcast_max;
+    if (broadcasts_.empty()) {
+      const Duration wait = !own && small ? cfg_.relay_delay : cfg_.gossip_interval;
+      gossip_next_ = std::max(gossip_next_, now + wait);
+    }
     if (own) {
       // Straight to the peers: a write is rare, and one hop is the fastest
       // spread there is. Gossip rounds then repeat it in case of loss.
