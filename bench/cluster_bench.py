@@ -45,6 +45,12 @@ def rss_mb(pid):
     return 0.0
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 class Reader:
     """One reader per node, in its own process as on a real host
     (bench/wait_reader.cpp): reads each `.wait/` path it is sent; `seen()`
@@ -125,6 +131,11 @@ def main():
             time.sleep(0.1)
         time.sleep(2)
         rss = [rss_mb(h.proc.pid) for h in hosts]
+        # Idle CPU: what each daemon spends on probes and acks alone.
+        cpu_before, idle_start = [cpu_seconds(h.proc.pid) for h in hosts], time.monotonic()
+        time.sleep(10)
+        idle_wall = time.monotonic() - idle_start
+        idle_cpu = [(cpu_seconds(h.proc.pid) - b) / idle_wall * 100 for h, b in zip(hosts, cpu_before)]
         # nsenter execs the daemon in place, so the pid is the daemon's.
 
         spread, from_open, write_ms = [], [], []
@@ -190,6 +201,8 @@ def main():
               f"{statistics.median(detect):.2f} s | {max(detect):.2f} s |")
         print(f"| daemon resident memory in the cluster | {statistics.median(rss):.1f} MB | "
               f"{max(rss):.1f} MB |")
+        print(f"| daemon CPU while idle (probes and acks only; % of one core; all {a.nodes} together: "
+              f"{sum(idle_cpu):.1f} %) | {statistics.mean(idle_cpu):.2f} % (mean) | {max(idle_cpu):.2f} % |")
         if false_deaths is not None:
             print(f"| {a.loss_minutes:g} min at 10% packet loss: false deaths seen ({polls} polls "
                   f"of every member table; suspect seen {suspects} times) | {false_deaths} | |")
