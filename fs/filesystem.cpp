@@ -71,7 +71,10 @@ void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& servic
       // The kernel refused the last answer (see forget): give it again.
       const std::string content = std::move(it->second);
       repeat_.erase(it);
-      if (backend_.exists(service)) return reply_entry(req, inodes_.file(kind, service, content, 0), 0.0);
+      if (backend_.exists(service)) {
+        exposed_.emplace(kRootIno, service);
+        return reply_entry(req, inodes_.file(kind, service, content, 0), 0.0);
+      }
     }
   }
   Pending key{kind, service};
@@ -88,6 +91,9 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   const std::vector<fuse_req_t> parked = std::move(it->second);
   lookups_.erase(it);
   const auto& [kind, service] = key;
+  if (kind == FileKind::one || kind == FileKind::all) {
+    exposed_.emplace(kind == FileKind::one ? kRootIno : kAllIno, service);
+  }
 
   if (answer.ok()) {
     Node& node = inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
@@ -129,8 +135,11 @@ void Filesystem::service_changed(const std::string& service) {
   // Not .wait/: its entries are never cached (answered per open), and an
   // invalidation there would queue behind a lookup parked in .wait/ for
   // another name, holding every later write's reply until that wait ends.
-  for (fuse_ino_t dir : {kRootIno, kAllIno}) notifier_->inval_entry(dir, service);
-  invalidations_ += 2;
+  for (fuse_ino_t dir : {kRootIno, kAllIno}) {
+    if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
+    notifier_->inval_entry(dir, service);
+    ++invalidations_;
+  }
 }
 
 std::string Filesystem::metrics_text() const {

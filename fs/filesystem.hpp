@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <sys/stat.h>
 #include <utility>
@@ -82,6 +83,9 @@ class Filesystem final : public ChangeSink {
   std::map<Pending, std::vector<fuse_req_t>> lookups_;  // parked lookups by what they asked
   std::map<std::string, fuse_ino_t> rotated_;  // a rotating name's latest answer
   std::map<std::string, std::string> repeat_;  // answers the next lookup must repeat
+  // Names in / and .all/ that a lookup or create answered since their last
+  // invalidation: only for these may the kernel hold a dentry to drop.
+  std::set<std::pair<fuse_ino_t, std::string>> exposed_;
   std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
   struct timespec started_{};
 };

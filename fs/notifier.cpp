@@ -23,7 +23,11 @@ void Notifier::inval_entry(unsigned long parent, std::string name) {
 
 void Notifier::then(std::function<void()> fn) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (now_.empty() && !sending_) {
+      lock.unlock();
+      return fn();  // nothing to wait for: no wake-up of the thread
+    }
     now_.push_back(Item{0, {}, {}, std::move(fn)});
   }
   cv_.notify_one();
@@ -70,9 +74,11 @@ void Notifier::run() {
     } else {
       continue;
     }
+    sending_ = true;
     lock.unlock();
     send(item);
     lock.lock();
+    sending_ = false;
   }
 }
 

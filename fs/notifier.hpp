@@ -37,8 +37,9 @@ class Notifier {
   // more kRepeatAfter later.
   void inval_entry(unsigned long parent, std::string name);
 
-  // Runs `fn` on the notifier thread once every invalidation queued before
-  // it has been sent. Used to hold a write's reply until the kernel has
+  // Runs `fn` once every invalidation queued before it has been sent: at
+  // once on the calling thread when none is queued or being sent, else on
+  // the notifier thread. Used to hold a write's reply until the kernel has
   // dropped what the write changed, so the writer's next open sees it.
   void then(std::function<void()> fn);
 
@@ -62,6 +63,7 @@ class Notifier {
   std::deque<Item> now_;    // guarded by mu_
   std::deque<Item> later_;  // guarded by mu_; due times in order
   bool stopping_ = false;   // guarded by mu_
+  bool sending_ = false;    // guarded by mu_; an item is out of now_ but not yet sent
   std::thread thread_;
 };
 

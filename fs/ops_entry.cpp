@@ -46,6 +46,7 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fus
   // An empty file until the first write registers it. Writes through this
   // handle bypass the page cache, so nothing written lingers there.
   Node& node = inodes_.file(FileKind::one, name, {}, 0);
+  exposed_.emplace(kRootIno, name);
   fi->direct_io = 1;
   fi->keep_cache = 0;
   fuse_entry_param e{};
