@@ -137,6 +137,26 @@ def test_changes_are_visible_to_the_next_open(daemon, servers):
     assert read(daemon.path("web")) == a.endpoint + "\n"
 
 
+def test_each_directory_sees_every_change_whichever_was_read(daemon, servers):
+    # Names are invalidated only where a lookup answered them: each of / and
+    # .all/ must still see every change, whether it or the other was read.
+    a, b, c = servers(), servers(), servers()
+    write(daemon.path("web"), a.endpoint)
+    assert read(daemon.path(".all", "web")) == a.endpoint + "\n"
+    write(daemon.path("web"), b.endpoint)
+    assert read(daemon.path(".all", "web")) == b.endpoint + "\n"
+    assert read(daemon.path("web")) == b.endpoint + "\n"
+    write(daemon.path("web"), c.endpoint)
+    assert read(daemon.path("web")) == c.endpoint + "\n"
+    assert read(daemon.path(".all", "web")) == c.endpoint + "\n"
+    for _ in range(3):  # within the 20 ms repeat of the last invalidations
+        write(daemon.path("web"), a.endpoint)
+        assert read(daemon.path("web")) == a.endpoint + "\n"
+        write(daemon.path("web"), b.endpoint)
+        assert read(daemon.path(".all", "web")) == b.endpoint + "\n"
+        assert read(daemon.path("web")) == b.endpoint + "\n"
+
+
 def test_a_stopped_service_turns_host_down_and_recovers(daemon, servers):
     s = servers()
     port = s.port
