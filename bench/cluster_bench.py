@@ -157,8 +157,11 @@ def main():
                 readers[h.name].send(h.path(".wait", f"bench{t}"))
             time.sleep(0.05 + 0.002 * len(others))  # every reader has made its lookup
             writes.send((writer.path(f"bench{t}"), endpoint + " check=none\n"))
-            seen = [readers[h.name].seen() for h in others]
+            # The writer first: until its write() returns, the readers' answers
+            # wait in their pipes instead of waking this process while the
+            # other readers are still being served.
             opened, issued, returned = writes.recv()
+            seen = [readers[h.name].seen() for h in others]
             spread.append((max(seen) - issued) * 1000 if all(seen) else float("inf"))
             from_open.append((max(seen) - opened) * 1000 if all(seen) else float("inf"))
             write_ms.append((returned - issued) * 1000)

@@ -60,13 +60,15 @@ void ClusterDriver::deliver(const std::string& from, bool /*stream*/,
 }
 
 void ClusterDriver::pump() {
+  std::vector<transport::Transport::Datagram> packets;
   for (auto& out : core_.take_outgoing()) {
     if (out.channel == cluster::Channel::stream) {
       transport_->send_stream(out.to.value, std::move(out.bytes));
     } else {
-      transport_->send_packet(out.to.value, std::move(out.bytes));
+      packets.push_back({std::move(out.to.value), std::move(out.bytes)});
     }
   }
+  if (!packets.empty()) transport_->send_packets(std::move(packets));
   const cluster::Events events = core_.take_events();
   for (const auto& change : events.services) {
     if (change.origin == core_.self().name) continue;

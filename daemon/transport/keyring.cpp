@@ -1,11 +1,41 @@
 #include "keyring.hpp"
 
+#include <cstring>
 #include <fstream>
+#include <pthread.h>
 #include <sodium.h>
 #include <sstream>
 
 namespace regfs::transport {
 namespace {
+
+// Nonces without a system call per packet: each thread draws a random
+// 16-byte prefix once and counts up in the last 8 bytes, so no two packets
+// sealed under one key share a nonce (XChaCha20's 24-byte nonces leave room
+// for both). A forked child draws a new prefix.
+struct NonceStream {
+  std::uint8_t prefix[16] = {};
+  std::uint64_t next = 0;
+  bool seeded = false;
+};
+thread_local NonceStream t_nonces;
+
+void next_nonce(std::uint8_t* out) {
+  static const bool reseed_after_fork = [] {
+    return pthread_atfork(nullptr, nullptr, [] { t_nonces.seeded = false; }) == 0;
+  }();
+  (void)reseed_after_fork;
+  NonceStream& s = t_nonces;
+  if (!s.seeded) {
+    randombytes_buf(s.prefix, sizeof s.prefix);
+    s.next = 0;
+    s.seeded = true;
+  }
+  std::memcpy(out, s.prefix, sizeof s.prefix);
+  for (int i = 0; i < 8; ++i) out[16 + i] = static_cast<std::uint8_t>(s.next >> (8 * i));
+  ++s.next;
+}
+
 
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'F';
@@ -125,7 +155,8 @@ std::vector<std::uint8_t> Keyring::seal(std::span<const std::uint8_t> plain) con
   out[0] = kMagic0;
   out[1] = kMagic1;
   out[2] = kVersion;
-  randombytes_buf(out.data() + kHeader, kNonce);
+  static_assert(kNonce == 24);
+  next_nonce(out.data() + kHeader);
   unsigned long long written = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kHeader + kNonce, &written, plain.data(),
                                              plain.size(), out.data(), kHeader, nullptr,

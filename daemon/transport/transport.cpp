@@ -3,6 +3,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <sys/socket.h>
 
 namespace regfs::transport {
 
@@ -142,6 +144,60 @@ void Transport::send_packet(const std::string& to, std::vector<std::uint8_t> fra
                      [this, sealed](const error_code& ec, std::size_t) {
                        if (ec && ec != asio::error::operation_aborted) ++stats_.dropped;
                      });
+}
+
+void Transport::send_packets(std::vector<Datagram> batch) {
+  if (batch.size() == 1) return send_packet(batch.front().to, std::move(batch.front().frame));
+  std::vector<std::vector<std::uint8_t>> sealed;
+  std::vector<udp::endpoint> to;
+  sealed.reserve(batch.size());
+  to.reserve(batch.size());
+  for (auto& d : batch) {
+    const auto addr = parse_addr(d.to);
+    if (!addr || closed_) {
+      ++stats_.dropped;
+      continue;
+    }
+    sealed.push_back(seal(d.frame));
+    to.emplace_back(addr->first, addr->second);
+  }
+  std::vector<iovec> iov(sealed.size());
+  std::vector<mmsghdr> msgs(sealed.size());
+  for (std::size_t i = 0; i < sealed.size(); ++i) {
+    iov[i] = iovec{sealed[i].data(), sealed[i].size()};
+    msghdr& h = msgs[i].msg_hdr;
+    h.msg_name = to[i].data();
+    h.msg_namelen = static_cast<socklen_t>(to[i].size());
+    h.msg_iov = &iov[i];
+    h.msg_iovlen = 1;
+  }
+  std::size_t done = 0;
+  while (done < msgs.size()) {
+    const int n = ::sendmmsg(udp_.native_handle(), msgs.data() + done,
+                             static_cast<unsigned>(msgs.size() - done), MSG_DONTWAIT);
+    if (n > 0) {
+      for (std::size_t i = done; i < done + static_cast<std::size_t>(n); ++i) {
+        ++stats_.packets_out;
+        stats_.bytes_out += sealed[i].size();
+      }
+      done += static_cast<std::size_t>(n);
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      break;  // the socket is full: queue the rest
+    } else {
+      ++stats_.dropped;  // this datagram failed (unreachable, refused): skip it
+      ++done;
+    }
+  }
+  for (std::size_t i = done; i < sealed.size(); ++i) {
+    auto buf = std::make_shared<std::vector<std::uint8_t>>(std::move(sealed[i]));
+    ++stats_.packets_out;
+    stats_.bytes_out += buf->size();
+    udp_.async_send_to(asio::buffer(*buf), to[i], [this, buf](const error_code& ec, std::size_t) {
+      if (ec && ec != asio::error::operation_aborted) ++stats_.dropped;
+    });
+  }
 }
 
 void Transport::send_stream(const std::string& to, std::vector<std::uint8_t> frame) {

@@ -52,6 +52,15 @@ class Transport {
   void set_advertised(std::string addr) { advertised_ = std::move(addr); }
 
   void send_packet(const std::string& to, std::vector<std::uint8_t> frame);
+  // Sends many datagrams with one system call (sendmmsg), so a change meant
+  // for 99 peers leaves before the first of them is woken and competes for
+  // the CPU with the sender. What the socket cannot take now goes out as
+  // send_packet would send it.
+  struct Datagram {
+    std::string to;
+    std::vector<std::uint8_t> frame;
+  };
+  void send_packets(std::vector<Datagram> batch);
   void send_stream(const std::string& to, std::vector<std::uint8_t> frame);
   void close();
 

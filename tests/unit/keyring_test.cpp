@@ -1,5 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
 #include "transport/keyring.hpp"
 
 using namespace regfs::transport;
@@ -67,4 +73,43 @@ TEST_CASE("seal and open, rotation, forgery") {
     }
   }
   SECTION("nonces differ") { CHECK(old_ring.seal(msg) != old_ring.seal(msg)); }
+}
+
+TEST_CASE("no two sealed packets share a nonce, across threads and forks") {
+  const auto ring = Keyring::parse(Keyring::generate_key());
+  REQUIRE(ring.ok());
+  const std::vector<std::uint8_t> plain{1, 2, 3};
+  auto nonce_of = [](const std::vector<std::uint8_t>& sealed) {
+    return std::vector<std::uint8_t>(sealed.begin() + 3, sealed.begin() + 3 + 24);
+  };
+  std::set<std::vector<std::uint8_t>> seen;
+  for (int i = 0; i < 10000; ++i) {
+    const auto sealed = ring->seal(plain);
+    REQUIRE(ring->open(sealed).ok());
+    CHECK(seen.insert(nonce_of(sealed)).second);
+  }
+  std::vector<std::vector<std::uint8_t>> other;
+  std::thread([&] {
+    for (int i = 0; i < 100; ++i) other.push_back(nonce_of(ring->seal(plain)));
+  }).join();
+  for (const auto& n : other) CHECK(seen.insert(n).second);
+
+  // A forked child continues from the parent's state unless it draws anew.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const auto n = nonce_of(ring->seal(plain));
+    const bool ok = ::write(fds[1], n.data(), n.size()) == static_cast<ssize_t>(n.size());
+    ::_exit(ok ? 0 : 1);
+  }
+  std::vector<std::uint8_t> from_child(24);
+  REQUIRE(::read(fds[0], from_child.data(), from_child.size()) == 24);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK(seen.insert(from_child).second);
+  CHECK(seen.insert(nonce_of(ring->seal(plain))).second);  // the parent's next one
 }
