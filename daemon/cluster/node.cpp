@@ -316,9 +316,14 @@ int Node::retransmit_limit() {
   return cfg_.retransmit_mult * static_cast<int>(std::ceil(std::log10(n + 1.0)));
 }
 
-void Node::member_event(const Member& m) {
+void Node::member_event(const Member& m, bool was_live, bool fresh) {
   events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
-  peers_dirty_ = true;
+  const bool live = m.state == MemberState::alive || m.state == MemberState::suspect;
+  if (fresh && live && !peers_dirty_) {
+    peers_.push_back(&m);  // where a rebuild would put it: records are in insertion order
+  } else if (fresh || live != was_live || m.state == MemberState::dead) {
+    peers_dirty_ = true;
+  }
 }
 
 }  // namespace regfs::cluster

@@ -117,7 +117,10 @@ class Node {
   void queue_rumor(std::string key, const Message& m, bool urgent = true);
   void gossip(Time now, int fanout);
   int retransmit_limit();
-  void member_event(const Member& m);
+  // Reports m's change. `was_live`: whether m was alive or suspect before;
+  // `fresh`: m was just added. Keeps peers_ exact without rebuilding it
+  // when it can (a join appends; alive <-> suspect changes nothing).
+  void member_event(const Member& m, bool was_live, bool fresh = false);
   void drop_orphans(Time now);
 
   // node_probe.cpp: failure detection

@@ -41,11 +41,15 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
     }
     return;
   }
-  if (members_.find(a.node.name) == nullptr && store_.departed(a.node)) {
-    return;  // late gossip about a life that already ended and was forgotten
+  Member* record = members_.find(a.node.name);
+  const bool fresh = record == nullptr;
+  if (fresh) {
+    // Late gossip about a life that already ended and was forgotten?
+    if (store_.departed(a.node)) return;
+    record = members_.emplace(a.node.name).first;
   }
-  auto [record, fresh] = members_.emplace(a.node.name);
   Member& m = *record;
+  const bool was_live = !fresh && live(m.state);
   if (fresh) {
     m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
   } else if (a.node.generation > m.id.generation) {
@@ -63,7 +67,7 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
     if (m.state != MemberState::alive) m.since = now;
     m.state = MemberState::alive;
   }
-  member_event(m);
+  member_event(m, was_live, fresh);
   if (rumor) queue_rumor("m/" + m.id.name, a);
 }
 
@@ -98,7 +102,7 @@ void Node::on_suspect(Time now, const Suspect& s) {
   const Duration min = suspicion_min();
   suspicions_.erase(m.id.name);
   suspicions_.emplace(m.id.name, Suspicion(now, min, min * cfg_.suspicion_max_mult, k, s.from));
-  member_event(m);
+  member_event(m, true);
   queue_rumor("m/" + m.id.name, s);
 }
 
@@ -133,7 +137,7 @@ void Node::depart(Time now, Member& m) {
   m.since = now;
   suspicions_.erase(m.id.name);
   store_.depart(m.id, now + cfg_.tombstone_ttl, events_.services);
-  member_event(m);
+  member_event(m, true);
 }
 
 void Node::suspicion_tick(Time now) {
