@@ -36,7 +36,6 @@ void next_nonce(std::uint8_t* out) {
   ++s.next;
 }
 
-
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'F';
 constexpr std::uint8_t kVersion = 1;

@@ -137,13 +137,17 @@ void Transport::send_packet(const std::string& to, std::vector<std::uint8_t> fra
     ++stats_.dropped;
     return;
   }
-  auto sealed = std::make_shared<std::vector<std::uint8_t>>(seal(frame));
+  auto sealed = seal(frame);
   ++stats_.packets_out;
-  stats_.bytes_out += sealed->size();
-  udp_.async_send_to(asio::buffer(*sealed), udp::endpoint(addr->first, addr->second),
-                     [this, sealed](const error_code& ec, std::size_t) {
-                       if (ec && ec != asio::error::operation_aborted) ++stats_.dropped;
-                     });
+  stats_.bytes_out += sealed.size();
+  queue_sealed(udp::endpoint(addr->first, addr->second), std::move(sealed));
+}
+
+void Transport::queue_sealed(const udp::endpoint& to, std::vector<std::uint8_t> sealed) {
+  auto buf = std::make_shared<std::vector<std::uint8_t>>(std::move(sealed));
+  udp_.async_send_to(asio::buffer(*buf), to, [this, buf](const error_code& ec, std::size_t) {
+    if (ec && ec != asio::error::operation_aborted) ++stats_.dropped;
+  });
 }
 
 void Transport::send_packets(std::vector<Datagram> batch) {
@@ -160,6 +164,8 @@ void Transport::send_packets(std::vector<Datagram> batch) {
     }
     sealed.push_back(seal(d.frame));
     to.emplace_back(addr->first, addr->second);
+    ++stats_.packets_out;
+    stats_.bytes_out += sealed.back().size();
   }
   std::vector<iovec> iov(sealed.size());
   std::vector<mmsghdr> msgs(sealed.size());
@@ -176,10 +182,6 @@ void Transport::send_packets(std::vector<Datagram> batch) {
     const int n = ::sendmmsg(udp_.native_handle(), msgs.data() + done,
                              static_cast<unsigned>(msgs.size() - done), MSG_DONTWAIT);
     if (n > 0) {
-      for (std::size_t i = done; i < done + static_cast<std::size_t>(n); ++i) {
-        ++stats_.packets_out;
-        stats_.bytes_out += sealed[i].size();
-      }
       done += static_cast<std::size_t>(n);
     } else if (errno == EINTR) {
       continue;
@@ -190,14 +192,7 @@ void Transport::send_packets(std::vector<Datagram> batch) {
       ++done;
     }
   }
-  for (std::size_t i = done; i < sealed.size(); ++i) {
-    auto buf = std::make_shared<std::vector<std::uint8_t>>(std::move(sealed[i]));
-    ++stats_.packets_out;
-    stats_.bytes_out += buf->size();
-    udp_.async_send_to(asio::buffer(*buf), to[i], [this, buf](const error_code& ec, std::size_t) {
-      if (ec && ec != asio::error::operation_aborted) ++stats_.dropped;
-    });
-  }
+  for (std::size_t i = done; i < sealed.size(); ++i) queue_sealed(to[i], std::move(sealed[i]));
 }
 
 void Transport::send_stream(const std::string& to, std::vector<std::uint8_t> frame) {

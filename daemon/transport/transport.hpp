@@ -70,6 +70,8 @@ class Transport {
   Transport(boost::asio::io_context& io, std::optional<Keyring> keyring, std::size_t max_stream,
             Deliver deliver);
   void receive_packet();
+  // Sends one sealed datagram when the socket takes it; a failure counts as dropped.
+  void queue_sealed(const boost::asio::ip::udp::endpoint& to, std::vector<std::uint8_t> sealed);
   void accept_stream();
   std::vector<std::uint8_t> seal(std::span<const std::uint8_t> plain) const;
   std::optional<std::vector<std::uint8_t>> open_frame(std::span<const std::uint8_t> sealed);
