@@ -18,6 +18,8 @@ namespace regfs::cluster {
 
 enum class MemberState : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
 const char* to_string(MemberState s);
+// Alive or suspect: a member that is probed, gossiped to and counted.
+inline bool is_live(MemberState s) { return s == MemberState::alive || s == MemberState::suspect; }
 
 // --- failure detection (packet channel) ---
 struct Ping {        // "are you `target`?" answered by an Ack with the same seq

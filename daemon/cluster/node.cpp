@@ -221,7 +221,7 @@ std::vector<MemberInfo> Node::members() const {
 std::size_t Node::live_members() const {
   std::size_t n = 0;
   for (const auto& m : members_) {
-    n += m.state == MemberState::alive || m.state == MemberState::suspect;
+    n += is_live(m.state);
   }
   return n;
 }
@@ -237,7 +237,7 @@ void Node::refresh_peers() {
   recent_dead_.clear();
   for (const auto& m : members_) {
     if (m.id.name == self_.name) continue;
-    if (m.state == MemberState::alive || m.state == MemberState::suspect) {
+    if (is_live(m.state)) {
       peers_.push_back(&m);
     } else if (m.state == MemberState::dead) {
       recent_dead_.push_back(&m);
@@ -318,7 +318,7 @@ int Node::retransmit_limit() {
 
 void Node::member_event(const Member& m, bool was_live, bool fresh) {
   events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
-  const bool live = m.state == MemberState::alive || m.state == MemberState::suspect;
+  const bool live = is_live(m.state);
   if (fresh && live && !peers_dirty_) {
     peers_.push_back(&m);  // where a rebuild would put it: records are in insertion order
   } else if (fresh || live != was_live || m.state == MemberState::dead) {

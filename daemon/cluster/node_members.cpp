@@ -7,10 +7,6 @@
 #include "cluster/node.hpp"
 
 namespace regfs::cluster {
-namespace {
-bool live(MemberState s) { return s == MemberState::alive || s == MemberState::suspect; }
-}  // namespace
-
 Duration Node::suspicion_min() const {
   const double n = static_cast<double>(std::max<std::size_t>(1, live_members()));
   const double scale = std::max(1.0, std::log10(n));
@@ -49,7 +45,7 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
     record = members_.emplace(a.node.name).first;
   }
   Member& m = *record;
-  const bool was_live = !fresh && live(m.state);
+  const bool was_live = !fresh && is_live(m.state);
   if (fresh) {
     m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
   } else if (a.node.generation > m.id.generation) {
@@ -85,7 +81,7 @@ void Node::on_suspect(Time now, const Suspect& s) {
   Member* record = members_.find(s.node.name);
   if (record == nullptr) return;
   Member& m = *record;
-  if (m.id != s.node || s.incarnation < m.incarnation || !live(m.state)) return;
+  if (m.id != s.node || s.incarnation < m.incarnation || !is_live(m.state)) return;
   if (m.state == MemberState::suspect && s.incarnation == m.incarnation) {
     auto sus = suspicions_.find(m.id.name);
     if (sus != suspicions_.end() && sus->second.confirm(s.from)) {
@@ -123,7 +119,7 @@ void Node::on_dead(Time now, const Dead& d) {
   Member& m = *record;
   if (m.id.generation > d.node.generation) return;
   if (m.id.generation == d.node.generation) {
-    if (d.incarnation < m.incarnation || !live(m.state)) return;
+    if (d.incarnation < m.incarnation || !is_live(m.state)) return;
   } else {
     m.id = d.node;  // the death of a life newer than the one we knew
   }

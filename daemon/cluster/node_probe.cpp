@@ -32,8 +32,7 @@ void Node::probe_tick(Time now) {
     if (probe_.expected_nacks > 0) delta = std::max(0, probe_.expected_nacks - probe_.nacks);
     awareness_.apply(delta);
     const Member* m = members_.find(probe_.target.name);
-    if (m != nullptr && m->id == probe_.target &&
-        (m->state == MemberState::alive || m->state == MemberState::suspect)) {
+    if (m != nullptr && m->id == probe_.target && is_live(m->state)) {
       on_suspect(now, Suspect{m->id, m->incarnation, self_.name});
     }
   }
@@ -62,7 +61,7 @@ void Node::start_probe(Time now) {
       if (probe_order_.empty()) return;
     }
     const Member& m = *probe_order_[probe_pos_++];
-    if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
+    if (!is_live(m.state)) continue;
     return send_probe(now, m);
   }
 }

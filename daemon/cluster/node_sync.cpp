@@ -17,8 +17,9 @@ namespace regfs::cluster {
 void Node::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
   if (bytes.size() + 64 <= cfg_.wire.max_packet) {
-    // A change queued into an idle gossip loop waits a full interval for its
-    // first retransmission round: the direct send or urgent push comes first.
+    // A change queued into an idle gossip loop waits for its first
+    // retransmission round (a gossip interval; relay_delay on a receiver of a
+    // direct send): the direct send or urgent push comes first.
     refresh_peers();
     const bool small = peers_.size() <= cfg_.broadcast_max;
     if (broadcasts_.empty()) {
@@ -55,7 +56,7 @@ std::uint64_t Node::members_hash() const {
   // A sum of per-member hashes: independent of the order members are held in.
   std::uint64_t sum = 0;
   for (const auto& m : members_) {
-    if (m.state != MemberState::alive && m.state != MemberState::suspect) continue;
+    if (!is_live(m.state)) continue;
     Fnv64 h;
     h.add(m.id.name);
     h.add(m.id.generation);
