@@ -30,7 +30,7 @@ struct Answer {
   // How long the kernel may keep this answer without asking again (the rest
   // of the freshness window of the verdicts behind it). Zero for dot-files.
   Duration cache_for{0};
-  // The next open should get another answer (rotation over several instances).
+  // The service has several instances: each open decides again (rotation).
   bool rotates = false;
 };
 
@@ -51,8 +51,8 @@ class Backend {
   // (the wait timeout for FileKind::wait). Errors: not_found, host_down, timed_out.
   virtual void answer(FileKind kind, const std::string& service, AnswerFn done) = 0;
 
-  // Whether anything is registered under `service`.
-  virtual bool exists(std::string_view service) const = 0;
+  // How many instances are registered under `service` (healthy or not).
+  virtual std::size_t instance_count(std::string_view service) const = 0;
 
   // Services with at least one instance, sorted.
   virtual std::vector<std::string> list() const = 0;

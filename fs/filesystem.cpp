@@ -1,7 +1,9 @@
 #include "filesystem.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
+#include <string>
 
 #include "errno_map.hpp"
 
@@ -10,6 +12,8 @@ namespace {
 
 // File inodes never change: the kernel may keep their attributes.
 constexpr double kStableTimeout = 86400.0;
+// A rotating name stays a link until a change to its service drops it.
+constexpr double kLinkTimeout = 86400.0;
 
 double seconds(Duration d) {
   return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
@@ -33,12 +37,19 @@ struct stat Filesystem::attributes(const Node& node) const {
   switch (node.type) {
     case NodeType::root:
       st.st_mode = S_IFDIR | 0755 | group_write;
-      st.st_nlink = 4;
+      st.st_nlink = 5;
       return st;
     case NodeType::dir_all:
     case NodeType::dir_wait:
+    case NodeType::dir_answers:
       st.st_mode = S_IFDIR | 0555;
       st.st_nlink = 2;
+      return st;
+    case NodeType::link:
+      // The target is decided per open; its length here is only a hint.
+      st.st_mode = S_IFLNK | 0777;
+      st.st_nlink = 1;
+      st.st_size = static_cast<off_t>(kAnswersDir.size() + 1 + std::to_string(node.ino).size());
       return st;
     case NodeType::file:
       break;
@@ -65,19 +76,33 @@ void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
   if (fuse_reply_entry(req, &e) == 0) ++node.nlookup;
 }
 
-void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service) {
-  if (kind == FileKind::one) {
-    if (const auto it = repeat_.find(service); it != repeat_.end()) {
-      // The kernel refused the last answer (see forget): give it again.
-      const std::string content = std::move(it->second);
-      repeat_.erase(it);
-      if (backend_.exists(service)) {
-        exposed_.emplace(kRootIno, service);
-        return reply_entry(req, inodes_.file(kind, service, content, 0), 0.0);
-      }
-    }
+void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
+  if (kind == FileKind::one && backend_.instance_count(service) > 1) {
+    // Rotation: the name stays a link (until a change drops it), and each
+    // open's readlink decides.
+    exposed_.emplace(kRootIno, service);
+    return reply_entry(req, inodes_.link(service), kLinkTimeout);
   }
-  Pending key{kind, service};
+  decide(req, kind, service, Via::lookup);
+}
+
+void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
+  // Only inodes a readlink named are found here; their content never changes.
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long ino = std::strtoull(name, &end, 10);
+  Node* node = errno == 0 && end != name && *end == '\0' && name[0] != '0'
+                   ? inodes_.find(static_cast<fuse_ino_t>(ino))
+                   : nullptr;
+  if (node == nullptr || node->type != NodeType::file || node->kind != FileKind::one ||
+      node->held_until == Clock::time_point{}) {
+    return (void)fuse_reply_err(req, ENOENT);
+  }
+  reply_entry(req, *node, kStableTimeout);
+}
+
+void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service, Via via) {
+  Pending key{kind, service, via};
   auto& parked = lookups_[key];
   parked.push_back(req);
   if (parked.size() > 1) return;  // a decision is under way: share it
@@ -90,51 +115,57 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   if (it == lookups_.end()) return;  // failed at shutdown
   const std::vector<fuse_req_t> parked = std::move(it->second);
   lookups_.erase(it);
-  const auto& [kind, service] = key;
-  if (kind == FileKind::one || kind == FileKind::all) {
+  const auto& [kind, service, via] = key;
+  if (via == Via::lookup && (kind == FileKind::one || kind == FileKind::all)) {
     exposed_.emplace(kind == FileKind::one ? kRootIno : kAllIno, service);
   }
 
+  Node* node = nullptr;
+  double entry_timeout = 0.0;
   if (answer.ok()) {
-    Node& node = inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
-                              answer->content, 0);
-    const bool per_open = kind == FileKind::wait || answer->rotates;
-    if (kind == FileKind::one && answer->rotates) rotated_[service] = node.ino;
-    for (fuse_req_t req : parked) reply_entry(req, node, per_open ? 0.0 : seconds(answer->cache_for));
-    return;
-  }
-  const Errc code = answer.error().code;
-  if (code == Errc::host_down && kind == FileKind::one) {
+    if (via == Via::lookup && kind == FileKind::one && answer->rotates) {
+      node = &inodes_.link(service);  // instances were added while deciding
+      entry_timeout = kLinkTimeout;
+    } else {
+      node = &inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
+                           answer->content, 0);
+      if (kind != FileKind::wait && !answer->rotates) entry_timeout = seconds(answer->cache_for);
+    }
+  } else if (answer.error().code == Errc::host_down && kind == FileKind::one) {
     // The name exists (it can be written and removed); reading it fails.
-    Node& node = inodes_.file(kind, service, {}, EHOSTDOWN);
-    for (fuse_req_t req : parked) reply_entry(req, node, 0.0);
+    node = &inodes_.file(kind, service, {}, EHOSTDOWN);
+  }
+  if (node == nullptr) {
+    for (fuse_req_t req : parked) fuse_reply_err(req, to_errno(answer.error().code));
     return;
   }
-  for (fuse_req_t req : parked) fuse_reply_err(req, to_errno(code));
+  if (via == Via::lookup) {
+    for (fuse_req_t req : parked) reply_entry(req, *node, entry_timeout);
+    return;
+  }
+  InodeTable::hold(*node, Clock::now());
+  const std::string target = std::string(kAnswersDir) + "/" + std::to_string(node->ino);
+  for (fuse_req_t req : parked) fuse_reply_readlink(req, target.c_str());
+}
+
+void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
+  const Node* node = inodes_.find(ino);
+  if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (node->type != NodeType::link) return (void)fuse_reply_err(req, EINVAL);
+  decide(req, FileKind::one, node->service, Via::readlink);
 }
 
 void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
-  const Node* node = inodes_.find(ino);
-  if (node != nullptr && node->kind == FileKind::one && !node->read && node->nlookup <= nlookup) {
-    // A rotating name's latest answer forgotten before anything read it: the
-    // kernel looked the name up to revalidate a dentry, found another inode
-    // and refused it, and is about to look the name up again. That lookup
-    // must get this answer, or rotation would skip it.
-    if (const auto it = rotated_.find(node->service); it != rotated_.end() && it->second == ino) {
-      repeat_[node->service] = node->content;
-      rotated_.erase(it);
-    }
-  }
-  inodes_.forget(ino, nlookup);
+  inodes_.forget(ino, nlookup, Clock::now());
 }
 
 void Filesystem::service_changed(const std::string& service) {
-  repeat_.erase(service);
-  rotated_.erase(service);
+  inodes_.sweep(service, Clock::now());
   if (notifier_ == nullptr) return;
   // Not .wait/: its entries are never cached (answered per open), and an
   // invalidation there would queue behind a lookup parked in .wait/ for
   // another name, holding every later write's reply until that wait ends.
+  // Not .answers/: an answer's content never changes.
   for (fuse_ino_t dir : {kRootIno, kAllIno}) {
     if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
     notifier_->inval_entry(dir, service);

@@ -7,8 +7,10 @@
 // kernel serves from its cache costs no round trip. The entry timeout says
 // how long the name may lead to the same answer: the rest of the verdict's
 // freshness window for a single healthy instance, zero where every open must
-// decide again (rotation over several instances, dot-files, .wait). Every
-// change to a service drops exactly its entries from the kernel's cache.
+// decide again (dot-files, .wait). A service with several instances is a
+// symbolic link whose readlink decides each open and names the chosen
+// answer's inode under .answers/. Every change to a service drops exactly its
+// entries from the kernel's cache.
 //
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.
@@ -19,6 +21,7 @@
 #include <set>
 #include <string>
 #include <sys/stat.h>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -57,6 +60,7 @@ class Filesystem final : public ChangeSink {
   void getattr(fuse_req_t req, fuse_ino_t ino);
   void setattr(fuse_req_t req, fuse_ino_t ino, int to_set);
   void readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off);
+  void readlink(fuse_req_t req, fuse_ino_t ino);
   void read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off);
   void write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::size_t size, off_t off,
              int open_flags);
@@ -65,13 +69,16 @@ class Filesystem final : public ChangeSink {
   void interrupted(fuse_req_t req);
 
  private:
-  using Pending = std::pair<FileKind, std::string>;  // what a parked lookup asked for
-
+  // How a decision is delivered: as a lookup's entry, or as a readlink's target.
+  enum class Via { lookup, readlink };
+  using Pending = std::tuple<FileKind, std::string, Via>;  // what parked requests asked for
 
   struct stat attributes(const Node& node) const;
   void reply_entry(fuse_req_t req, Node& node, double entry_timeout);
+  void lookup_service(fuse_req_t req, FileKind kind, const std::string& service);
+  void lookup_answer(fuse_req_t req, const char* name);
   // Parks `req` and starts deciding `kind` of `service` unless already under way.
-  void decide(fuse_req_t req, FileKind kind, const std::string& service);
+  void decide(fuse_req_t req, FileKind kind, const std::string& service, Via via);
   void decided(const Pending& key, Result<Answer> answer);
   Caller caller(fuse_req_t req) const;
   bool park_interruptible(fuse_req_t req);
@@ -81,8 +88,6 @@ class Filesystem final : public ChangeSink {
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
   std::map<Pending, std::vector<fuse_req_t>> lookups_;  // parked lookups by what they asked
-  std::map<std::string, fuse_ino_t> rotated_;  // a rotating name's latest answer
-  std::map<std::string, std::string> repeat_;  // answers the next lookup must repeat
   // Names in / and .all/ that a lookup or create answered since their last
   // invalidation: only for these may the kernel hold a dentry to drop.
   std::set<std::pair<fuse_ino_t, std::string>> exposed_;

@@ -6,6 +6,7 @@ InodeTable::InodeTable() {
   add_dir(kRootIno, NodeType::root);
   add_dir(kAllIno, NodeType::dir_all);
   add_dir(kWaitIno, NodeType::dir_wait);
+  add_dir(kAnswersIno, NodeType::dir_answers);
 }
 
 void InodeTable::add_dir(fuse_ino_t ino, NodeType type) {
@@ -20,22 +21,42 @@ Node* InodeTable::find(fuse_ino_t ino) {
   return it == nodes_.end() ? nullptr : it->second.get();
 }
 
+Node& InodeTable::add(std::unique_ptr<Node> node) {
+  node->ino = next_ino_++;
+  Node& ref = *node;
+  if (!ref.service.empty()) by_service_.emplace(ref.service, ref.ino);
+  nodes_.emplace(ref.ino, std::move(node));
+  return ref;
+}
+
 Node& InodeTable::file(FileKind kind, const std::string& service, const std::string& content,
                        int error) {
   Key key{kind, service, content, error};
   if (const auto it = by_answer_.find(key); it != by_answer_.end()) return *nodes_.at(it->second);
   auto node = std::make_unique<Node>();
-  node->ino = next_ino_++;
   node->kind = kind;
   node->service = service;
   node->content = content;
   node->error = error;
   node->snapshot = kind == FileKind::all || kind == FileKind::status || kind == FileKind::metrics;
-  Node& ref = *node;
+  Node& ref = add(std::move(node));
   by_answer_.emplace(std::move(key), ref.ino);
-  if (!service.empty()) by_service_.emplace(service, ref.ino);
-  nodes_.emplace(ref.ino, std::move(node));
   return ref;
+}
+
+Node& InodeTable::link(const std::string& service) {
+  if (const auto it = links_.find(service); it != links_.end()) return *nodes_.at(it->second);
+  auto node = std::make_unique<Node>();
+  node->type = NodeType::link;
+  node->service = service;
+  Node& ref = add(std::move(node));
+  links_.emplace(service, ref.ino);
+  return ref;
+}
+
+void InodeTable::retire(Node& node) {
+  const auto it = by_answer_.find(Key{node.kind, node.service, node.content, node.error});
+  if (it != by_answer_.end() && it->second == node.ino) by_answer_.erase(it);
 }
 
 std::vector<Node*> InodeTable::nodes_of(const std::string& service) {
@@ -45,13 +66,32 @@ std::vector<Node*> InodeTable::nodes_of(const std::string& service) {
   return found;
 }
 
-void InodeTable::forget(fuse_ino_t ino, std::uint64_t n) {
+bool InodeTable::unused(const Node& node, Clock::time_point now) const {
+  return node.nlookup == 0 && node.held_until <= now &&
+         (node.type == NodeType::file || node.type == NodeType::link);
+}
+
+void InodeTable::forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now) {
+  Node* node = find(ino);
+  if (node == nullptr) return;
+  node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
+  if (unused(*node, now)) erase(ino);
+}
+
+void InodeTable::sweep(const std::string& service, Clock::time_point now) {
+  for (const Node* node : nodes_of(service)) {
+    if (unused(*node, now)) erase(node->ino);
+  }
+}
+
+void InodeTable::erase(fuse_ino_t ino) {
   const auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
   Node& node = *it->second;
-  node.nlookup = n >= node.nlookup ? 0 : node.nlookup - n;
-  if (node.nlookup > 0 || node.type != NodeType::file) return;
-  by_answer_.erase(Key{node.kind, node.service, node.content, node.error});
+  if (node.type == NodeType::link) {
+    links_.erase(node.service);
+  } else {
+    retire(node);
+  }
   const auto [first, last] = by_service_.equal_range(node.service);
   for (auto s = first; s != last; ++s) {
     if (s->second == ino) {

@@ -6,13 +6,20 @@
 // What changes is which inode a name leads to: each lookup decides the
 // answer and hands out the inode of that content (created on first use).
 //
+// A service with several instances is a symbolic link instead, one per
+// service, whose target is decided on every open: `.answers/<ino>`, the file
+// inode of the chosen instance. Those answer inodes stay cached in the kernel
+// under `.answers/`, so a rotating open costs one round trip (the readlink).
+//
 // Inode numbers are never reused. Loop thread only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -23,11 +30,15 @@
 
 namespace regfs::fs {
 
-enum class NodeType { root, dir_all, dir_wait, file };
+enum class NodeType { root, dir_all, dir_wait, dir_answers, link, file };
 
 inline constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
 inline constexpr fuse_ino_t kAllIno = 2;
 inline constexpr fuse_ino_t kWaitIno = 3;
+inline constexpr fuse_ino_t kAnswersIno = 4;
+inline constexpr std::string_view kAnswersDir = ".answers";  // name of kAnswersIno in /
+
+using Clock = std::chrono::steady_clock;
 
 struct Node {
   fuse_ino_t ino = 0;
@@ -39,20 +50,35 @@ struct Node {
   bool snapshot = false;  // dot-files and .all answers: unlinked (nlink 0), dropped after close
   std::uint64_t serial = 0;  // shown as mtime; bumps when a write dirtied the kernel's pages
   std::uint64_t nlookup = 0;  // kernel references (lookup/create minus forget)
-  bool read = false;          // a read reached the daemon
+  // A readlink named this inode: it stays findable under .answers/ until then,
+  // whatever the kernel forgets, since the kernel looks it up only after the reply.
+  Clock::time_point held_until{};
 };
 
 class InodeTable {
  public:
+  // How long an inode named by a readlink stays findable without kernel references.
+  static constexpr std::chrono::seconds kHold{2};
+
   InodeTable();
 
   Node* find(fuse_ino_t ino);
   // The file inode for this exact answer (or error), created on first use.
   Node& file(FileKind kind, const std::string& service, const std::string& content, int error);
-  // Every file inode of `service`.
+  // The symbolic link that `service` reads through while it has several instances.
+  Node& link(const std::string& service);
+  // A write went through `node`: the kernel's pages of it hold the writer's
+  // bytes, so no later answer may lead to it. It lives on while referenced.
+  void retire(Node& node);
+  // Keeps `node` findable until kHold from `now`.
+  static void hold(Node& node, Clock::time_point now) { node.held_until = now + kHold; }
+  // Every file and link inode of `service`.
   std::vector<Node*> nodes_of(const std::string& service);
-  // Drops `n` kernel references; a file the kernel no longer references is forgotten.
-  void forget(fuse_ino_t ino, std::uint64_t n);
+  // Drops `n` kernel references; an inode the kernel no longer references
+  // (and no readlink holds) is forgotten.
+  void forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now);
+  // Forgets the inodes of `service` that nothing references or holds any more.
+  void sweep(const std::string& service, Clock::time_point now);
 
   std::size_t size() const { return nodes_.size(); }
 
@@ -60,9 +86,13 @@ class InodeTable {
   using Key = std::tuple<FileKind, std::string, std::string, int>;
 
   void add_dir(fuse_ino_t ino, NodeType type);
+  Node& add(std::unique_ptr<Node> node);
+  bool unused(const Node& node, Clock::time_point now) const;
+  void erase(fuse_ino_t ino);
 
   std::map<fuse_ino_t, std::unique_ptr<Node>> nodes_;
   std::map<Key, fuse_ino_t> by_answer_;
+  std::map<std::string, fuse_ino_t> links_;
   std::multimap<std::string, fuse_ino_t> by_service_;
   fuse_ino_t next_ino_ = 16;
 };

@@ -74,6 +74,10 @@ void op_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
   fuse_reply_err(req, 0);
 }
 
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  guarded(req, [&](Filesystem& fs) { fs.readlink(req, ino); });
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off, fuse_file_info* /*fi*/) {
   guarded(req, [&](Filesystem& fs) { fs.read(req, ino, size, off); });
 }
@@ -119,6 +123,7 @@ fuse_lowlevel_ops make_operations() {
   ops.opendir = op_opendir;
   ops.flush = op_flush;
   ops.release = op_release;
+  ops.readlink = op_readlink;
   ops.read = op_read;
   ops.write = op_write;
   ops.readdir = op_readdir;

@@ -11,8 +11,9 @@ namespace regfs::fs {
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
   Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type != NodeType::file) return (void)fuse_reply_err(req, EISDIR);
-  node->read = true;
+  if (node->type != NodeType::file) {
+    return (void)fuse_reply_err(req, node->type == NodeType::link ? EINVAL : EISDIR);
+  }
   if (node->error != 0) return (void)fuse_reply_err(req, node->error);
   const auto total = node->content.size();
   const auto start = std::min<std::size_t>(static_cast<std::size_t>(off), total);
@@ -27,8 +28,10 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
     return (void)fuse_reply_err(req, EPERM);
   }
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
-  // The kernel copied the written bytes into its pages of this inode.
+  // The kernel copied the written bytes into its pages of this inode: a new
+  // mtime makes it drop them, and no later answer leads here.
   ++node->serial;
+  inodes_.retire(*node);
   if (size > options_.limits.max_write) return (void)fuse_reply_err(req, EFBIG);
   // `>` writes at offset 0 and replaces; `>>` and later writes of the same
   // handle add (docs/INTERFACES.md).
@@ -45,7 +48,9 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
   const Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type == NodeType::file) return (void)fuse_reply_err(req, ENOTDIR);
+  if (node->type == NodeType::file || node->type == NodeType::link) {
+    return (void)fuse_reply_err(req, ENOTDIR);
+  }
 
   struct Entry {
     std::string name;
@@ -59,8 +64,12 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
     entries.push_back({".status.json", 0, S_IFREG});
     entries.push_back({".metrics", 0, S_IFREG});
   }
-  if (node->type != NodeType::dir_wait) {
-    for (auto& service : backend_.list()) entries.push_back({std::move(service), 0, S_IFREG});
+  // .wait/ and .answers/ list nothing: a name there is decided by its lookup.
+  // A service's type is decided at lookup too (a file, or a link while it rotates).
+  if (node->type == NodeType::root || node->type == NodeType::dir_all) {
+    for (auto& service : backend_.list()) {
+      entries.push_back({std::move(service), 0, node->type == NodeType::root ? mode_t{0} : mode_t{S_IFREG}});
+    }
   }
 
   std::string buf(size, '\0');

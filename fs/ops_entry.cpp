@@ -22,20 +22,22 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (parent == kRootIno) {
     if (n == ".all") return reply_entry(req, *inodes_.find(kAllIno), kDirTimeout);
     if (n == ".wait") return reply_entry(req, *inodes_.find(kWaitIno), kDirTimeout);
-    if (n == ".status.json") return decide(req, FileKind::status, {});
-    if (n == ".metrics") return decide(req, FileKind::metrics, {});
+    if (n == kAnswersDir) return reply_entry(req, *inodes_.find(kAnswersIno), kDirTimeout);
+    if (n == ".status.json") return decide(req, FileKind::status, {}, Via::lookup);
+    if (n == ".metrics") return decide(req, FileKind::metrics, {}, Via::lookup);
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
-    return decide(req, FileKind::one, n);
+    return lookup_service(req, FileKind::one, n);
   }
   if (parent == kAllIno) {
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
-    return decide(req, FileKind::all, n);
+    return lookup_service(req, FileKind::all, n);
   }
   if (parent == kWaitIno) {
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
     if (!park_interruptible(req)) return;
-    return decide(req, FileKind::wait, n);
+    return lookup_service(req, FileKind::wait, n);
   }
+  if (parent == kAnswersIno) return lookup_answer(req, name);
   fuse_reply_err(req, inodes_.find(parent) == nullptr ? ENOENT : ENOTDIR);
 }
 

@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 
 #include <cerrno>
+#include <boost/asio/post.hpp>
 #include <cstring>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +28,7 @@ bool take_over_dead_mount(const std::string& mountpoint) {
 
 Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Filesystem& fs,
                                                 const std::string& mountpoint,
+                                                std::chrono::microseconds busy_poll,
                                                 std::function<void()> on_exit) {
   take_over_dead_mount(mountpoint);
   if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -49,17 +51,20 @@ Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Fil
   }
   const int fd = fuse_session_fd(se);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return std::unique_ptr<Session>(new Session(io, fs, se, mountpoint, std::move(on_exit)));
+  return std::unique_ptr<Session>(
+      new Session(io, fs, se, mountpoint, busy_poll, std::move(on_exit)));
 }
 
 Session::Session(boost::asio::io_context& io, Filesystem& fs, fuse_session* se,
-                 std::string mountpoint, std::function<void()> on_exit)
+                 std::string mountpoint, std::chrono::microseconds busy_poll,
+                 std::function<void()> on_exit)
     : fs_(fs),
       se_(se),
       mountpoint_(std::move(mountpoint)),
       on_exit_(std::move(on_exit)),
       fd_(io, fuse_session_fd(se)),
-      notifier_(std::make_unique<Notifier>(se)) {
+      notifier_(std::make_unique<Notifier>(se)),
+      busy_poll_(busy_poll) {
   fs_.set_notifier(notifier_.get());
   wait_readable();
 }
@@ -76,29 +81,60 @@ void Session::wait_readable() {
   fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                  [this](const boost::system::error_code& ec) {
                    if (ec || !mounted_) return;
-                   drain();
-                   if (mounted_) wait_readable();
+                   streak_ = busy_poll_.count() > 0 && Clock::now() - last_reply_ <= busy_poll_;
+                   serve(Clock::now() + busy_poll_);
                  });
 }
 
-void Session::drain() {
-  // Bounded, so a flood of requests cannot starve timers and checks.
-  for (int i = 0; i < 64; ++i) {
-    fuse_buf buf{};
-    buf.mem = buf_mem_;
-    buf.size = buf_size_;
-    const int res = fuse_session_receive_buf(se_, &buf);
-    buf_mem_ = buf.mem;
-    buf_size_ = std::max(buf_size_, buf.size);
-    if (res == -EAGAIN || res == -EINTR) return;
-    if (res <= 0 || fuse_session_exited(se_) != 0) {
-      spdlog::warn("the kernel ended the FUSE session on {}", mountpoint_);
-      mounted_ = false;
-      if (on_exit_) on_exit_();
-      return;
-    }
-    fuse_session_process_buf(se_, &buf);
+void Session::serve(Clock::time_point poll_until) {
+  const int handled = drain();
+  if (handled < 0 || !mounted_) return;
+  const auto now = Clock::now();
+  if (handled > 0) {
+    last_reply_ = now;
+    poll_until = now + busy_poll_;
   }
+  if (streak_ && now < poll_until) {
+    // Poll again after the loop has run whatever else is ready (the reactor
+    // takes its turn between handlers): checks and packets are not held up.
+    boost::asio::post(fd_.get_executor(), [this, poll_until] {
+      if (mounted_) serve(poll_until);
+    });
+    return;
+  }
+  streak_ = false;
+  wait_readable();
+}
+
+int Session::receive(fuse_buf& buf) {
+  buf = fuse_buf{};
+  buf.mem = buf_mem_;
+  buf.size = buf_size_;
+  const int res = fuse_session_receive_buf(se_, &buf);
+  buf_mem_ = buf.mem;
+  buf_size_ = std::max(buf_size_, buf.size);
+  if (res == -EAGAIN || res == -EINTR) return 0;
+  if (res <= 0 || fuse_session_exited(se_) != 0) {
+    spdlog::warn("the kernel ended the FUSE session on {}", mountpoint_);
+    mounted_ = false;
+    if (on_exit_) on_exit_();
+    return -1;
+  }
+  return res;
+}
+
+int Session::drain() {
+  // Bounded, so a flood of requests cannot starve timers and checks.
+  int handled = 0;
+  while (handled < 64) {
+    fuse_buf buf{};
+    const int res = receive(buf);
+    if (res < 0) return -1;
+    if (res == 0) break;
+    fuse_session_process_buf(se_, &buf);
+    ++handled;
+  }
+  return handled;
 }
 
 void Session::unmount() {

@@ -172,7 +172,10 @@ int run(const regfs::Options& opt) {
     cluster->leave([&io] { io.stop(); });
   };
   if (!opt.no_mount) {
-    auto mounted = fs::Session::mount(io, filesystem, opt.mount, [&] { shutdown("unmounted"); });
+    auto mounted =
+        fs::Session::mount(io, filesystem, opt.mount,
+                           std::chrono::duration_cast<std::chrono::microseconds>(opt.busy_poll),
+                           [&] { shutdown("unmounted"); });
     if (!mounted) {
       spdlog::error("{}", mounted.error().detail);
       return kExitStart;

@@ -87,10 +87,11 @@ void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) 
 
 void Node::start_read(const std::shared_ptr<Read>& read) {
   reads_[read->service].push_back(read);
+  replan(read, false);
+  if (read->finished) return;  // served from fresh verdicts: no timer armed or cancelled
   read->deadline.async_wait([this, weak = std::weak_ptr<Read>(read)](auto ec) {
     if (auto r = weak.lock(); r && !ec) replan(r, true);
   });
-  replan(read, false);
 }
 
 void Node::replan(const std::shared_ptr<Read>& read, bool final) {
@@ -238,7 +239,10 @@ void Node::background_round() {
 
 // ---- writes ----------------------------------------------------------------
 
-bool Node::exists(std::string_view service) const { return registry_.find(service) != nullptr; }
+std::size_t Node::instance_count(std::string_view service) const {
+  const Service* svc = registry_.find(service);
+  return svc == nullptr ? 0 : svc->instances.size();
+}
 
 std::vector<std::string> Node::list() const {
   std::vector<std::string> names;

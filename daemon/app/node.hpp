@@ -73,7 +73,7 @@ class Node final : public fs::Backend {
 
   // fs::Backend
   void answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
-  bool exists(std::string_view service) const override;
+  std::size_t instance_count(std::string_view service) const override;
   std::vector<std::string> list() const override;
   bool may_write(const fs::Caller& who) const override;
   Status write(const std::string& service, std::string_view text, bool append) override;

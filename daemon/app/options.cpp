@@ -31,6 +31,7 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--wait-timeout", {"REGFS_WAIT_TIMEOUT", Kind::duration}},
       {"--reap-after", {"REGFS_REAP_AFTER", Kind::duration}},
       {"--check-interval", {"REGFS_CHECK_INTERVAL", Kind::duration}},
+      {"--busy-poll", {"REGFS_BUSY_POLL", Kind::duration}},
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
@@ -72,6 +73,7 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--wait-timeout") return duration(o.wait_timeout);
   if (name == "--reap-after") return duration(o.reap_after);
   if (name == "--check-interval") return duration(o.check_interval);
+  if (name == "--busy-poll") return duration(o.busy_poll);
   return ok_status();
 }
 
@@ -86,6 +88,7 @@ Status validate(const Options& o) {
   if (o.read_timeout <= Duration::zero()) return usage_error("--read-timeout: must be positive");
   if (o.wait_timeout <= Duration::zero()) return usage_error("--wait-timeout: must be positive");
   if (o.check_interval <= Duration::zero()) return usage_error("--check-interval: must be positive");
+  if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
   return ok_status();
 }
 
@@ -181,6 +184,7 @@ const char* options_usage() {
   --wait-timeout DURATION    .wait/ timeout (default 30s)             REGFS_WAIT_TIMEOUT
   --reap-after DURATION      reap own failing instances (default 60s) REGFS_REAP_AFTER
   --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
+  --busy-poll DURATION       poll for the next request (default 50us) REGFS_BUSY_POLL
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL

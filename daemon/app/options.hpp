@@ -28,6 +28,7 @@ struct Options {
   Duration wait_timeout = seconds(30);
   Duration reap_after = seconds(60);
   Duration check_interval = seconds(5);
+  Duration busy_poll = microseconds(50);  // see fs/session.hpp
   std::string mirror;
   bool no_mount = false;
   std::string log_level = "info";

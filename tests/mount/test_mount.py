@@ -77,6 +77,109 @@ def test_rotation_visits_every_healthy_instance(daemon, servers):
     assert min(counts) >= 5, counts
 
 
+def test_a_rotating_name_is_a_link_decided_on_every_open(daemon, servers):
+    ss = [servers() for _ in range(3)]
+    web = daemon.path("web")
+    write(web, "".join(s.endpoint + "\n" for s in ss))
+    assert os.path.islink(web) and os.path.isfile(web)
+    targets = {os.readlink(web) for _ in range(6)}
+    assert len(targets) == 3 and all(t.startswith(".answers/") for t in targets), targets
+    # Each target is one instance's answer; the name reads whatever its link names.
+    answers = {read(daemon.path(t)) for t in targets}
+    assert answers == {s.endpoint + "\n" for s in ss}
+    # .answers/ lists nothing and finds only what a readlink named.
+    assert os.listdir(daemon.path(".answers")) == []
+    for bogus in ("999999", "0", "abc", "007", "-1", "1", "4"):
+        assert err(os.stat, daemon.path(".answers", bogus)) == errno.ENOENT, bogus
+    assert ".answers" not in os.listdir(daemon.mount)
+    # Back to one instance: a plain file again, at the next open.
+    write(web, ss[0].endpoint)
+    assert not os.path.islink(web)
+    assert read(web) == ss[0].endpoint + "\n"
+
+
+def test_writes_and_unlink_through_a_rotating_name(daemon, servers):
+    a, b, c, d = (servers() for _ in range(4))
+    web = daemon.path("web")
+    write(web, f"{a.endpoint}\n{b.endpoint}\n")
+    assert os.path.islink(web)
+    write(web, c.endpoint)  # O_TRUNC through the link: replaces
+    assert registrations(daemon)["web"] == [(c.endpoint, "tcp", "n1")]
+    write(web, d.endpoint, append=True)
+    write(web, a.endpoint, append=True)  # through the link again: adds
+    assert sorted(e for e, _, _ in registrations(daemon)["web"]) == sorted(
+        [c.endpoint, d.endpoint, a.endpoint])
+    assert err(write, web, "not an endpoint") == errno.EINVAL
+    assert len(registrations(daemon)["web"]) == 3
+    os.unlink(web)
+    assert err(read, web) == errno.ENOENT
+    assert err(os.lstat, web) == errno.ENOENT
+
+
+def test_a_rotating_name_with_nothing_healthy_is_host_down(daemon):
+    dead = [f"127.0.0.1:{closed_port()}" for _ in range(2)]
+    write(daemon.path("down"), "".join(e + "\n" for e in dead))
+    assert err(read, daemon.path("down")) == errno.EHOSTDOWN
+    assert err(read, daemon.path("down")) == errno.EHOSTDOWN
+
+
+def test_concurrent_readers_of_a_changing_rotation_read_whole_answers(make_daemon, servers):
+    # Verdicts age within 50 ms while instances go down and come back, so
+    # targets keep changing under the readers: each must read one whole
+    # endpoint every time, never a torn or empty answer or an error.
+    d = make_daemon("--fresh", "50ms")
+    ss = [servers() for _ in range(4)]
+    ports = [s.port for s in ss]
+    valid = {f"127.0.0.1:{p}\n" for p in ports}
+    web = d.path("web")
+    write(web, "".join(s.endpoint + "\n" for s in ss))
+    bad, stop = [], threading.Event()
+
+    def reader():
+        n = 0
+        while not stop.is_set() and n < 2000:
+            n += 1
+            try:
+                got = read(web)
+            except OSError as e:
+                bad.append(f"errno {e.errno}")
+                return
+            if got not in valid:
+                bad.append(repr(got))
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(12):  # one instance down at a time, then back on its port
+            k = i % len(ss)
+            ss[k].close()
+            time.sleep(0.05)
+            ss[k] = servers(port=ports[k])
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not bad, bad[:5]
+
+
+def test_an_answer_written_through_is_never_handed_out_again(daemon, servers):
+    a, b, c = servers(), servers(), servers()
+    web = daemon.path("web")
+    write(web, f"{a.endpoint}\n{b.endpoint}\n")
+    before = {os.readlink(web) for _ in range(4)}
+    write(web, c.endpoint, append=True)  # through one of those answers
+    # The writer's bytes went into the kernel's pages of the answer it wrote
+    # through: every later open must lead to fresh answers instead.
+    expected = {a.endpoint + "\n", b.endpoint + "\n", c.endpoint + "\n"}
+    after = [os.readlink(web) for _ in range(9)]
+    assert len(set(after) & before) <= 1, (before, after)  # at most the untouched one
+    assert {read(daemon.path(t)) for t in after} <= expected
+    assert {read(web) for _ in range(9)} == expected
+
+
 def test_all_lists_only_healthy_and_reads_never_return_a_failed_one(daemon, servers):
     s = servers()
     dead = f"127.0.0.1:{closed_port()}"

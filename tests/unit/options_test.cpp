@@ -21,6 +21,16 @@ TEST_CASE("defaults") {
   CHECK(o->fresh == seconds(1));
   CHECK(o->wait_timeout == seconds(30));
   CHECK(o->reap_after == seconds(60));
+  CHECK(o->busy_poll == microseconds(50));
+}
+
+TEST_CASE("busy poll: a duration up to 1ms, 0 turns it off") {
+  CHECK(parse({"--busy-poll", "0"})->busy_poll == Duration::zero());
+  CHECK(parse({}, {{"REGFS_BUSY_POLL", "200us"}})->busy_poll == microseconds(200));
+  auto too_long = parse({"--busy-poll", "2ms"});
+  REQUIRE_FALSE(too_long.ok());
+  CHECK(too_long.error().detail.find("--busy-poll") != std::string::npos);
+  CHECK_FALSE(parse({"--busy-poll", "soon"}).ok());
 }
 
 TEST_CASE("command line over environment") {
