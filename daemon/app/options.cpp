@@ -108,7 +108,8 @@ Result<Duration> parse_duration(std::string_view text) {
   if (unit == "m") scale = 60;
   if (unit == "h") scale = 3600;
   if (scale == 0) return usage_error("bad duration unit in '" + std::string(text) + "'");
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(value * scale));
+  // Rounded, not truncated: 200us is 0.0002 s in floating point, a hair under.
+  return std::chrono::round<Duration>(std::chrono::duration<double>(value * scale));
 }
 
 Result<Options> parse_options(const std::vector<std::string>& args, const EnvLookup& env) {

@@ -66,6 +66,8 @@ TEST_CASE("durations") {
   CHECK(*parse_duration("1.5s") == milliseconds(1500));
   CHECK(*parse_duration("1m") == seconds(60));
   CHECK(*parse_duration("0") == Duration::zero());
+  CHECK(*parse_duration("200us") == microseconds(200));  // rounded, not truncated
+  CHECK(*parse_duration("0.3s") == milliseconds(300));
   CHECK_FALSE(parse_duration("").ok());
   CHECK_FALSE(parse_duration("-1s").ok());
   CHECK_FALSE(parse_duration("5 s").ok());
