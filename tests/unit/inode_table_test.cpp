@@ -1,0 +1,78 @@
+#include <catch2/catch.hpp>
+
+#include "fs/inode_table.hpp"
+
+using namespace regfs::fs;
+
+namespace {
+const Clock::time_point t0 = Clock::time_point{} + std::chrono::hours(1);
+}
+
+TEST_CASE("an answer is one inode per content, and a new one once retired") {
+  InodeTable t;
+  Node& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  CHECK(&t.file(FileKind::one, "web", "10.0.0.1:80\n", 0) == &a);
+  CHECK(&t.file(FileKind::one, "web", "10.0.0.2:80\n", 0) != &a);
+  a.nlookup = 1;
+  t.retire(a);
+  Node& fresh = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  CHECK(fresh.ino != a.ino);
+  CHECK(t.find(a.ino) == &a);  // still referenced by the kernel
+  t.forget(a.ino, 1, t0);
+  CHECK(t.find(a.ino) == nullptr);
+  CHECK(t.find(fresh.ino) == &fresh);  // retiring one did not drop its successor
+}
+
+TEST_CASE("a held answer outlives the kernel's forget until the hold ends") {
+  InodeTable t;
+  Node& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  const fuse_ino_t ino = a.ino;
+  InodeTable::hold(a, t0);
+  a.nlookup = 2;
+  t.forget(ino, 2, t0 + std::chrono::milliseconds(10));
+  REQUIRE(t.find(ino) != nullptr);  // a readlink named it 10 ms ago
+  t.sweep("web", t0 + std::chrono::seconds(1));
+  CHECK(t.find(ino) != nullptr);
+  t.sweep("web", t0 + InodeTable::kHold);
+  CHECK(t.find(ino) == nullptr);
+  // Gone means gone: the same content gets a new number.
+  CHECK(t.file(FileKind::one, "web", "10.0.0.1:80\n", 0).ino != ino);
+}
+
+TEST_CASE("a referenced inode survives a sweep; other services are untouched") {
+  InodeTable t;
+  Node& a = t.file(FileKind::one, "web", "a\n", 0);
+  Node& b = t.file(FileKind::one, "api", "b\n", 0);
+  a.nlookup = 1;
+  const fuse_ino_t a_ino = a.ino, b_ino = b.ino;
+  t.sweep("web", t0);
+  CHECK(t.find(a_ino) != nullptr);
+  CHECK(t.find(b_ino) != nullptr);  // unreferenced, but its service did not change
+  t.sweep("api", t0);
+  CHECK(t.find(b_ino) == nullptr);
+}
+
+TEST_CASE("one link per service, dropped when the kernel forgets it") {
+  InodeTable t;
+  Node& l = t.link("web");
+  CHECK(l.type == NodeType::link);
+  CHECK(&t.link("web") == &l);
+  CHECK(&t.link("api") != &l);
+  const fuse_ino_t ino = l.ino;
+  l.nlookup = 3;
+  t.forget(ino, 1, t0);
+  CHECK(t.find(ino) != nullptr);
+  t.forget(ino, 5, t0);  // more than it holds: clamps, then drops
+  CHECK(t.find(ino) == nullptr);
+  CHECK(t.link("web").ino != ino);
+  CHECK(t.nodes_of("web").size() == 1);
+}
+
+TEST_CASE("directories are never forgotten") {
+  InodeTable t;
+  for (fuse_ino_t dir : {kRootIno, kAllIno, kWaitIno, kAnswersIno}) {
+    t.forget(dir, 1000, t0);
+    CHECK(t.find(dir) != nullptr);
+  }
+  CHECK(t.find(kAnswersIno)->type == NodeType::dir_answers);
+}
