@@ -58,12 +58,26 @@ for p in "${ports[@]}"; do echo "127.0.0.1:$p"; done >"$work/m1/svc5"
 start_daemon m0 --fresh 0
 echo "127.0.0.1:${ports[0]}" >"$work/m0/svc1"
 
-dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
-  --port="$dns_port" --host-record=svc.test,10.0.0.5 --conf-file=/dev/null --pid-file="$work/dnsmasq.pid" \
-  --user=root 2>"$work/dnsmasq.log" &
-pids+=($!)
-sleep 0.5
+# dnsmasq binds UDP and TCP on its port; a free UDP port may be a taken TCP
+# one, so try a few ports and refuse to report without the reference.
+dns_pid=
+for _ in $(seq 10); do
+  dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+    --port="$dns_port" --host-record=svc.test,10.0.0.5 --conf-file=/dev/null --pid-file="$work/dnsmasq.pid" \
+    --user=root 2>>"$work/dnsmasq.log" &
+  dns_pid=$!
+  sleep 0.5
+  if kill -0 "$dns_pid" 2>/dev/null; then
+    pids+=("$dns_pid")
+    break
+  fi
+  dns_pid=
+done
+if [[ -z $dns_pid ]]; then
+  echo "read.sh: dnsmasq did not start: $(tail -1 "$work/dnsmasq.log")" >&2
+  exit 1
+fi
 
 echo "127.0.0.1:${ports[0]}" >/dev/shm/regfs-bench-ref
 echo "## read path, $(date -u +%Y-%m-%d), $(nproc) cores, $iterations iterations"
