@@ -14,12 +14,13 @@ TEST_CASE("an answer is one inode per content, and a new one once retired") {
   CHECK(&t.file(FileKind::one, "web", "10.0.0.1:80\n", 0) == &a);
   CHECK(&t.file(FileKind::one, "web", "10.0.0.2:80\n", 0) != &a);
   a.nlookup = 1;
+  const fuse_ino_t a_ino = a.ino;
   t.retire(a);
   Node& fresh = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
-  CHECK(fresh.ino != a.ino);
-  CHECK(t.find(a.ino) == &a);  // still referenced by the kernel
-  t.forget(a.ino, 1, t0);
-  CHECK(t.find(a.ino) == nullptr);
+  CHECK(fresh.ino != a_ino);
+  CHECK(t.find(a_ino) == &a);  // still referenced by the kernel
+  t.forget(a_ino, 1, t0);  // frees `a`
+  CHECK(t.find(a_ino) == nullptr);
   CHECK(t.find(fresh.ino) == &fresh);  // retiring one did not drop its successor
 }
 
