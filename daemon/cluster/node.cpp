@@ -198,7 +198,7 @@ Time Node::next_deadline() const {
   Time t = std::min({push_pull_next_, purge_next_});
   if (!seeds_.empty()) t = std::min(t, rejoin_next_);
   if (urgent_) return Time{};  // a fresh rumor goes out at once
-  if (!broadcasts_.empty()) t = std::min(t, gossip_next_);
+  if (!broadcasts_.empty() && !gossip_stalled_) t = std::min(t, gossip_next_);
   if (probe_.active) {
     t = std::min(t, probe_.indirect ? probe_.end : probe_.direct_deadline);
   } else {
@@ -301,6 +301,7 @@ void Node::gossip(Time now, int fanout) {
     const Member* d = recent_dead_[random(recent_dead_.size())];
     if (d->since + cfg_.gossip_to_dead > now) targets.push_back(d);
   }
+  gossip_stalled_ = targets.empty();
   for (const Member* t : targets) {
     auto bytes = encode_header(Channel::packet, self_);
     const std::size_t header = bytes.size();
@@ -318,6 +319,7 @@ int Node::retransmit_limit() {
 
 void Node::member_event(const Member& m, bool was_live, bool fresh) {
   events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
+  gossip_stalled_ = false;  // someone to tell, perhaps: the next round looks
   const bool live = is_live(m.state);
   if (fresh && live && !peers_dirty_) {
     peers_.push_back(&m);  // where a rebuild would put it: records are in insertion order

@@ -177,6 +177,10 @@ class Node {
   Broadcasts broadcasts_;
   bool urgent_ = false;
   Time gossip_next_{};
+  // The last gossip round found nobody to tell (a node alone): no more rounds
+  // until the membership changes, or a lone node would wake every
+  // gossip_interval for as long as its rumors wait for a listener.
+  bool gossip_stalled_ = false;
   Time push_pull_next_{};
   Time rejoin_next_{};
   Duration alone_retry_{};  // the next wait between rejoins while alone

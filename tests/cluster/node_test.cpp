@@ -176,3 +176,38 @@ TEST_CASE("a lone node retries its seeds after 1, 2, 4 ... s, then every rejoin 
                                        seconds(15), seconds(31), seconds(61), seconds(91)};
   CHECK(contacts == expected);
 }
+
+TEST_CASE("a lone node with rumors to spread does not wake every gossip interval", "[node]") {
+  const Config cfg;
+  Time now{};
+  Node node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, now);
+  REQUIRE(node.set_service(now, "web", at("10.0.0.1", 8080)).ok());
+  // Drive it as the daemon does: wake at each deadline the core names.
+  int wakes = 0;
+  const Time end = now + seconds(10);
+  while (now < end) {
+    node.tick(now);
+    (void)node.take_outgoing();
+    now = std::max(node.next_deadline(), now + milliseconds(1));
+    ++wakes;
+  }
+  // Probes (nobody to probe), push-pull and purge rounds only: not 10 s / 20 ms = 500.
+  CHECK(wakes < 10 * 1000 / static_cast<int>(cfg.probe_interval / milliseconds(1)) + 20);
+
+  // Once somebody joins, the rumor still goes out to it.
+  const PeerAddr b{"10.0.0.2:7946"};
+  Node other(cfg, NodeId{"b", 1}, b, 8, now);
+  other.join(now, {PeerAddr{"10.0.0.1:7946"}});
+  bool heard = false;
+  for (int step = 0; step < 3000 && !heard; ++step) {
+    for (auto& o : other.take_outgoing()) node.handle(now, b, o.bytes);
+    for (auto& o : node.take_outgoing()) {
+      if (o.to == b) other.handle(now, PeerAddr{"10.0.0.1:7946"}, o.bytes);
+    }
+    node.tick(now);
+    other.tick(now);
+    heard = other.instances("a", "web") != nullptr;
+    now = now + milliseconds(1);
+  }
+  CHECK(heard);
+}
