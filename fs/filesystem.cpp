@@ -10,11 +10,6 @@
 namespace regfs::fs {
 namespace {
 
-// File inodes never change: the kernel may keep their attributes.
-constexpr double kStableTimeout = 86400.0;
-// A rotating name stays a link until a change to its service drops it.
-constexpr double kLinkTimeout = 86400.0;
-
 double seconds(Duration d) {
   return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
 }

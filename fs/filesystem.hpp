@@ -69,6 +69,13 @@ class Filesystem final : public ChangeSink {
   void interrupted(fuse_req_t req);
 
  private:
+  // How long the kernel may keep what never changes: directories, file
+  // inodes' attributes and their names under .answers/, and a rotating name's
+  // link (until a change to its service drops it).
+  static constexpr double kDirTimeout = 86400.0;
+  static constexpr double kStableTimeout = 86400.0;
+  static constexpr double kLinkTimeout = 86400.0;
+
   // How a decision is delivered: as a lookup's entry, or as a readlink's target.
   enum class Via { lookup, readlink };
   using Pending = std::tuple<FileKind, std::string, Via>;  // what parked requests asked for

@@ -5,9 +5,6 @@
 #include "filesystem.hpp"
 
 namespace regfs::fs {
-namespace {
-constexpr double kStableTimeout = 86400.0;
-}
 
 void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
   const Node* node = inodes_.find(ino);

@@ -67,9 +67,8 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
   // .wait/ and .answers/ list nothing: a name there is decided by its lookup.
   // A service's type is decided at lookup too (a file, or a link while it rotates).
   if (node->type == NodeType::root || node->type == NodeType::dir_all) {
-    for (auto& service : backend_.list()) {
-      entries.push_back({std::move(service), 0, node->type == NodeType::root ? mode_t{0} : mode_t{S_IFREG}});
-    }
+    const mode_t type = node->type == NodeType::root ? 0 : S_IFREG;
+    for (auto& service : backend_.list()) entries.push_back({std::move(service), 0, type});
   }
 
   std::string buf(size, '\0');

@@ -8,8 +8,6 @@
 namespace regfs::fs {
 namespace {
 
-constexpr double kDirTimeout = 86400.0;
-
 int name_error(const char* name) {
   if (std::strlen(name) > kMaxServiceName) return ENAMETOOLONG;
   return valid_service_name(name) ? 0 : EINVAL;

@@ -3,8 +3,8 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
-#include <cerrno>
 #include <boost/asio/post.hpp>
+#include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -82,11 +82,11 @@ void Session::wait_readable() {
                  [this](const boost::system::error_code& ec) {
                    if (ec || !mounted_) return;
                    streak_ = busy_poll_.count() > 0 && Clock::now() - last_reply_ <= busy_poll_;
-                   serve(Clock::now() + busy_poll_);
+                   serve();
                  });
 }
 
-void Session::serve(Clock::time_point poll_until) {
+void Session::serve() {
   // While polling, a few reads per turn of the loop: the request is usually
   // there within microseconds, and each turn also costs the reactor a system call.
   constexpr int kReadsPerTurn = 4;
@@ -94,15 +94,12 @@ void Session::serve(Clock::time_point poll_until) {
   for (int i = 1; handled == 0 && streak_ && i < kReadsPerTurn; ++i) handled = drain();
   if (handled < 0 || !mounted_) return;
   const auto now = Clock::now();
-  if (handled > 0) {
-    last_reply_ = now;
-    poll_until = now + busy_poll_;
-  }
-  if (streak_ && now < poll_until) {
+  if (handled > 0) last_reply_ = now;
+  if (streak_ && now < last_reply_ + busy_poll_) {
     // Poll again after the loop has run whatever else is ready (the reactor
     // takes its turn between handlers): checks and packets are not held up.
-    boost::asio::post(fd_.get_executor(), [this, poll_until] {
-      if (mounted_) serve(poll_until);
+    boost::asio::post(fd_.get_executor(), [this] {
+      if (mounted_) serve();
     });
     return;
   }

@@ -54,9 +54,9 @@ class Session {
   Session(boost::asio::io_context& io, Filesystem& fs, fuse_session* se, std::string mountpoint,
           std::chrono::microseconds busy_poll, std::function<void()> on_exit);
   void wait_readable();
-  // Handles the requests there are, then polls again until `poll_until`
-  // while on a streak, else waits for the device to become readable.
-  void serve(Clock::time_point poll_until);
+  // Handles the requests there are, then, on a streak, polls again until
+  // busy_poll_ after the last reply, else waits for the device to be readable.
+  void serve();
   // Handles up to 64 requests: how many, or -1 when the session ended.
   int drain();
   // Reads one request into `buf`: its size, 0 when none is there, -1 when the session ended.
