@@ -4,18 +4,23 @@
 //              [--check PATH] [--dns 127.0.0.1:PORT NAME]
 //
 // Each case is N times open+read+close (or one DNS query over a connected UDP
-// socket), after a warm-up; prints median, p90 and p99 in microseconds and the
-// ratio of each median to the tmpfs median, as a markdown table.
-#include <algorithm>
+// socket, or one pipe round trip), after a warm-up; prints median, p90 and p99
+// in microseconds and the ratio of each median to the tmpfs median, as a
+// markdown table. The cases take turns in ten rounds, so that a noisy stretch
+// of the machine falls on all of them alike rather than on whichever ran then.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <netinet/in.h>
+#include <functional>
 #include <string>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -27,25 +32,41 @@ struct Stats {
   long failures = 0;
 };
 
-template <typename Fn>
-Stats measure(int iterations, Fn&& once) {
-  for (int i = 0; i < std::min(iterations / 10, 1000); ++i) once();  // warm-up
+// One case of the table: what it does once, and the times it took.
+struct Case {
+  std::string name;
+  int iterations;
+  std::function<bool()> once;
   std::vector<double> us;
-  us.reserve(static_cast<std::size_t>(iterations));
-  Stats s;
-  for (int i = 0; i < iterations; ++i) {
-    const auto t0 = Clock::now();
-    const bool ok = once();
-    const auto t1 = Clock::now();
-    if (!ok) ++s.failures;
-    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  long failures = 0;
+};
+
+// Warms every case up, then lets them take turns in `rounds` rounds.
+void measure(std::vector<Case>& cases, int rounds) {
+  for (auto& c : cases) {
+    for (int i = 0; i < std::min(c.iterations / 10, 1000); ++i) c.once();
+    c.us.reserve(static_cast<std::size_t>(c.iterations));
   }
-  std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[static_cast<std::size_t>(q * static_cast<double>(us.size() - 1))]; };
-  s.median = at(0.5);
-  s.p90 = at(0.9);
-  s.p99 = at(0.99);
-  return s;
+  for (int r = 0; r < rounds; ++r) {
+    for (auto& c : cases) {
+      const int n = c.iterations / rounds + (r < c.iterations % rounds ? 1 : 0);
+      for (int i = 0; i < n; ++i) {
+        const auto t0 = Clock::now();
+        const bool ok = c.once();
+        const auto t1 = Clock::now();
+        if (!ok) ++c.failures;
+        c.us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      }
+    }
+  }
+}
+
+Stats stats_of(Case& c) {
+  std::sort(c.us.begin(), c.us.end());
+  auto at = [&](double q) {
+    return c.us[static_cast<std::size_t>(q * static_cast<double>(c.us.size() - 1))];
+  };
+  return {at(0.5), at(0.9), at(0.99), c.failures};
 }
 
 bool read_once(const char* path) {
@@ -59,19 +80,80 @@ bool read_once(const char* path) {
 
 // A DNS query for an A record, built by hand (RFC 1035 section 4).
 std::vector<unsigned char> dns_query(const std::string& name, std::uint16_t id) {
-  std::vector<unsigned char> q = {static_cast<unsigned char>(id >> 8), static_cast<unsigned char>(id),
-                                  0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  const auto hi = static_cast<unsigned char>(id >> 8), lo = static_cast<unsigned char>(id);
+  // id, recursion desired, one question
+  std::vector<unsigned char> q = {hi, lo, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
   std::size_t start = 0;
   while (start <= name.size()) {
     auto dot = name.find('.', start);
     if (dot == std::string::npos) dot = name.size();
     q.push_back(static_cast<unsigned char>(dot - start));
-    q.insert(q.end(), name.begin() + static_cast<long>(start), name.begin() + static_cast<long>(dot));
+    q.insert(q.end(), name.begin() + static_cast<long>(start),
+             name.begin() + static_cast<long>(dot));
     start = dot + 1;
   }
   q.insert(q.end(), {0, 0, 1, 0, 1});  // root, type A, class IN
   return q;
 }
+
+// A process at the other end of two pipes that answers each byte with a byte
+// and waits the way regfsd does: it keeps trying to read while bytes come
+// within 50 µs of its last answer, and sleeps in poll() otherwise. One round
+// trip to it is what one request to another process costs on this machine,
+// the floor under a read that the daemon must be asked about.
+class PollingPeer {
+ public:
+  PollingPeer() {
+    int down[2], up[2];
+    if (::pipe(down) != 0 || ::pipe(up) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(down[1]);
+      ::close(up[0]);
+      serve(down[0], up[1]);
+      ::_exit(0);
+    }
+    ::close(down[0]);
+    ::close(up[1]);
+    to_ = down[1];
+    from_ = up[0];
+  }
+  PollingPeer(const PollingPeer&) = delete;
+  PollingPeer& operator=(const PollingPeer&) = delete;
+  ~PollingPeer() {
+    if (to_ >= 0) ::close(to_);  // the peer reads end-of-file and exits
+    if (from_ >= 0) ::close(from_);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+
+  bool round_trip() const {
+    char b = 'x';
+    return ::write(to_, &b, 1) == 1 && ::read(from_, &b, 1) == 1;
+  }
+
+ private:
+  static void serve(int in, int out) {
+    ::fcntl(in, F_SETFL, O_NONBLOCK);
+    const auto give_up = Clock::now() + std::chrono::minutes(10);
+    auto last = Clock::now();
+    char b;
+    while (Clock::now() < give_up) {
+      const ssize_t n = ::read(in, &b, 1);
+      if (n == 0) return;
+      if (n == 1) {
+        if (::write(out, &b, 1) != 1) return;
+        last = Clock::now();
+      } else if (Clock::now() - last > std::chrono::microseconds(50)) {
+        pollfd p{in, POLLIN, 0};
+        ::poll(&p, 1, 1000);
+        last = Clock::now();
+      }
+    }
+  }
+
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+};
 
 }  // namespace
 
@@ -92,52 +174,70 @@ int main(int argc, char** argv) {
     }
   }
   if (tmpfs.empty() || one.empty()) {
-    std::fprintf(stderr, "usage: read_bench --iterations N --tmpfs FILE --one PATH [--multi PATH] "
-                         "[--check PATH] [--dns 127.0.0.1:PORT NAME]\n");
+    std::fprintf(stderr,
+                 "usage: read_bench --iterations N --tmpfs FILE --one PATH [--multi PATH] "
+                 "[--check PATH] [--dns 127.0.0.1:PORT NAME]\n");
     return 2;
   }
 
-  struct Row {
-    std::string name;
-    Stats stats;
-  };
-  std::vector<Row> rows;
-  const Stats base = measure(iterations, [&] { return read_once(tmpfs.c_str()); });
-  rows.push_back({"tmpfs file (reference)", base});
-  rows.push_back({"/registry/svc, 1 instance, fresh verdict", measure(iterations, [&] { return read_once(one.c_str()); })});
+  std::vector<Case> cases;
+  cases.push_back(
+      {"tmpfs file (reference)", iterations, [&] { return read_once(tmpfs.c_str()); }, {}});
+  cases.push_back({"/registry/svc, 1 instance, fresh verdict",
+                   iterations,
+                   [&] { return read_once(one.c_str()); },
+                   {}});
   if (!multi.empty()) {
-    rows.push_back({"/registry/svc, 5 instances, rotating", measure(iterations, [&] { return read_once(multi.c_str()); })});
+    cases.push_back({"/registry/svc, 5 instances, rotating",
+                     iterations,
+                     [&] { return read_once(multi.c_str()); },
+                     {}});
   }
   if (!check.empty()) {
-    rows.push_back({"/registry/svc, on-demand check (--fresh 0)",
-                    measure(std::min(iterations, 5000), [&] { return read_once(check.c_str()); })});
+    cases.push_back({"/registry/svc, on-demand check (--fresh 0)",
+                     std::min(iterations, 5000),
+                     [&] { return read_once(check.c_str()); },
+                     {}});
   }
+  int dns_fd = -1;
+  std::uint16_t dns_id = 1;
   if (!dns_addr.empty()) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    dns_fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     const auto colon = dns_addr.rfind(':');
     ::inet_pton(AF_INET, dns_addr.substr(0, colon).c_str(), &addr.sin_addr);
     addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(dns_addr.substr(colon + 1))));
     timeval tv{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    std::uint16_t id = 1;
-    rows.push_back({"DNS A query to local dnsmasq (reference)", measure(iterations, [&] {
-                      const auto q = dns_query(dns_name, ++id);
-                      unsigned char reply[512];
-                      if (::send(fd, q.data(), q.size(), 0) < 0) return false;
-                      const ssize_t n = ::recv(fd, reply, sizeof reply, 0);
-                      return n > 12 && reply[0] == q[0] && reply[1] == q[1] && reply[7] >= 1;
-                    })});
-    ::close(fd);
+    ::setsockopt(dns_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::connect(dns_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    cases.push_back({"DNS A query to local dnsmasq (reference)",
+                     iterations,
+                     [&] {
+                       const auto q = dns_query(dns_name, ++dns_id);
+                       unsigned char reply[512];
+                       if (::send(dns_fd, q.data(), q.size(), 0) < 0) return false;
+                       const ssize_t n = ::recv(dns_fd, reply, sizeof reply, 0);
+                       return n > 12 && reply[0] == q[0] && reply[1] == q[1] && reply[7] >= 1;
+                     },
+                     {}});
   }
+  const PollingPeer peer;
+  cases.push_back({"pipe round trip to a polling process (reference)",
+                   iterations,
+                   [&] { return peer.round_trip(); },
+                   {}});
+
+  measure(cases, 10);
+  if (dns_fd >= 0) ::close(dns_fd);
 
   std::printf("| case | median µs | p90 µs | p99 µs | median / tmpfs | failures |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  for (const auto& r : rows) {
-    std::printf("| %s | %.1f | %.1f | %.1f | %.2fx | %ld |\n", r.name.c_str(), r.stats.median,
-                r.stats.p90, r.stats.p99, r.stats.median / base.median, r.stats.failures);
+  const Stats base = stats_of(cases.front());
+  for (auto& c : cases) {
+    const Stats s = stats_of(c);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.2fx | %ld |\n", c.name.c_str(), s.median, s.p90,
+                s.p99, s.median / base.median, s.failures);
   }
   return 0;
 }
