@@ -201,7 +201,7 @@ Time Node::next_deadline() const {
   if (!broadcasts_.empty() && !gossip_stalled_) t = std::min(t, gossip_next_);
   if (probe_.active) {
     t = std::min(t, probe_.indirect ? probe_.end : probe_.direct_deadline);
-  } else {
+  } else if (!probe_idle_) {
     t = std::min(t, next_probe_);
   }
   for (const auto& [_, r] : relays_) t = std::min(t, r.deadline);
@@ -319,7 +319,8 @@ int Node::retransmit_limit() {
 
 void Node::member_event(const Member& m, bool was_live, bool fresh) {
   events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
-  gossip_stalled_ = false;  // someone to tell, perhaps: the next round looks
+  gossip_stalled_ = false;  // someone to tell or to probe, perhaps: the next round looks
+  probe_idle_ = false;
   const bool live = is_live(m.state);
   if (fresh && live && !peers_dirty_) {
     peers_.push_back(&m);  // where a rebuild would put it: records are in insertion order

@@ -170,6 +170,7 @@ class Node {
   Probe probe_;
   bool suspect_turn_ = false;
   Time next_probe_{};
+  bool probe_idle_ = false;  // the last probe found nobody to probe (alone): no probe timer
   std::uint32_t next_seq_ = 1;
   std::map<std::uint32_t, Relay> relays_;
   std::map<std::string, Suspicion, std::less<>> suspicions_;

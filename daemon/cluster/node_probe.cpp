@@ -58,12 +58,13 @@ void Node::start_probe(Time now) {
         std::swap(probe_order_[i - 1], probe_order_[random(i)]);
       }
       probe_pos_ = 0;
-      if (probe_order_.empty()) return;
+      if (probe_order_.empty()) break;
     }
     const Member& m = *probe_order_[probe_pos_++];
     if (!is_live(m.state)) continue;
     return send_probe(now, m);
   }
+  probe_idle_ = true;  // nobody to probe: no probe timer until the membership changes
 }
 
 void Node::send_probe(Time now, const Member& m) {
