@@ -14,6 +14,12 @@ double seconds(Duration d) {
   return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
 }
 
+// Where a link of `kind` in its directory leads to the answer inode `answer`.
+std::string link_target(FileKind kind, fuse_ino_t answer) {
+  return std::string(kind == FileKind::wait ? "../" : "") + std::string(kAnswersDir) + "/" +
+         std::to_string(answer);
+}
+
 }  // namespace
 
 Filesystem::Filesystem(Backend& backend, MountOptions options)
@@ -44,7 +50,7 @@ struct stat Filesystem::attributes(const Node& node) const {
       // The target is decided per open; its length here is only a hint.
       st.st_mode = S_IFLNK | 0777;
       st.st_nlink = 1;
-      st.st_size = static_cast<off_t>(kAnswersDir.size() + 1 + std::to_string(node.ino).size());
+      st.st_size = static_cast<off_t>(link_target(node.kind, node.ino).size());
       return st;
     case NodeType::file:
       break;
@@ -72,11 +78,16 @@ void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
+  if (kind == FileKind::wait) {
+    // Always a link, whatever is registered: its readlink waits and decides,
+    // so the kernel may keep the name for good and nothing is parked here.
+    return reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
+  }
   if (kind == FileKind::one && backend_.instance_count(service) > 1) {
     // Rotation: the name stays a link (until a change drops it), and each
     // open's readlink decides.
     exposed_.emplace(kRootIno, service);
-    return reply_entry(req, inodes_.link(service), kLinkTimeout);
+    return reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
   }
   decide(req, kind, service, Via::lookup);
 }
@@ -89,7 +100,8 @@ void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
   Node* node = errno == 0 && end != name && *end == '\0' && name[0] != '0'
                    ? inodes_.find(static_cast<fuse_ino_t>(ino))
                    : nullptr;
-  if (node == nullptr || node->type != NodeType::file || node->kind != FileKind::one ||
+  if (node == nullptr || node->type != NodeType::file ||
+      (node->kind != FileKind::one && node->kind != FileKind::wait) ||
       node->held_until == Clock::time_point{}) {
     return (void)fuse_reply_err(req, ENOENT);
   }
@@ -119,12 +131,14 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   double entry_timeout = 0.0;
   if (answer.ok()) {
     if (via == Via::lookup && kind == FileKind::one && answer->rotates) {
-      node = &inodes_.link(service);  // instances were added while deciding
+      node = &inodes_.link(kind, service);  // instances were added while deciding
       entry_timeout = kLinkTimeout;
     } else {
-      node = &inodes_.file(kind == FileKind::wait ? FileKind::one : kind, service,
-                           answer->content, 0);
-      if (kind != FileKind::wait && !answer->rotates) entry_timeout = seconds(answer->cache_for);
+      // .wait/ answers are inodes of their own: read-only, so a write that
+      // follows a .wait/ link is refused (and none of it lands in pages that
+      // / hands out).
+      node = &inodes_.file(kind, service, answer->content, 0);
+      if (!answer->rotates) entry_timeout = seconds(answer->cache_for);
     }
   } else if (answer.error().code == Errc::host_down && kind == FileKind::one) {
     // The name exists (it can be written and removed); reading it fails.
@@ -139,7 +153,7 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
     return;
   }
   InodeTable::hold(*node, Clock::now());
-  const std::string target = std::string(kAnswersDir) + "/" + std::to_string(node->ino);
+  const std::string target = link_target(kind, node->ino);
   for (fuse_req_t req : parked) fuse_reply_readlink(req, target.c_str());
 }
 
@@ -147,7 +161,8 @@ void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
   const Node* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
   if (node->type != NodeType::link) return (void)fuse_reply_err(req, EINVAL);
-  decide(req, FileKind::one, node->service, Via::readlink);
+  if (node->kind == FileKind::wait && !park_interruptible(req)) return;
+  decide(req, node->kind, node->service, Via::readlink);
 }
 
 void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
@@ -157,10 +172,8 @@ void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
 void Filesystem::service_changed(const std::string& service) {
   inodes_.sweep(service, Clock::now());
   if (notifier_ == nullptr) return;
-  // Not .wait/: its entries are never cached (answered per open), and an
-  // invalidation there would queue behind a lookup parked in .wait/ for
-  // another name, holding every later write's reply until that wait ends.
-  // Not .answers/: an answer's content never changes.
+  // Not .wait/: its names are links that never change (their readlink
+  // decides). Not .answers/: an answer's content never changes.
   for (fuse_ino_t dir : {kRootIno, kAllIno}) {
     if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
     notifier_->inval_entry(dir, service);

@@ -7,10 +7,11 @@
 // kernel serves from its cache costs no round trip. The entry timeout says
 // how long the name may lead to the same answer: the rest of the verdict's
 // freshness window for a single healthy instance, zero where every open must
-// decide again (dot-files, .wait). A service with several instances is a
-// symbolic link whose readlink decides each open and names the chosen
-// answer's inode under .answers/. Every change to a service drops exactly its
-// entries from the kernel's cache.
+// decide again (dot-files). A service with several instances is a symbolic
+// link whose readlink decides each open and names the chosen answer's inode
+// under .answers/; every name under .wait/ is such a link, whose readlink
+// waits. Every change to a service drops exactly its entries in / and .all/
+// from the kernel's cache.
 //
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.

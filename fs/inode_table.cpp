@@ -44,13 +44,15 @@ Node& InodeTable::file(FileKind kind, const std::string& service, const std::str
   return ref;
 }
 
-Node& InodeTable::link(const std::string& service) {
-  if (const auto it = links_.find(service); it != links_.end()) return *nodes_.at(it->second);
+Node& InodeTable::link(FileKind kind, const std::string& service) {
+  auto key = std::make_pair(kind, service);
+  if (const auto it = links_.find(key); it != links_.end()) return *nodes_.at(it->second);
   auto node = std::make_unique<Node>();
   node->type = NodeType::link;
+  node->kind = kind;
   node->service = service;
   Node& ref = add(std::move(node));
-  links_.emplace(service, ref.ino);
+  links_.emplace(std::move(key), ref.ino);
   return ref;
 }
 
@@ -88,7 +90,7 @@ void InodeTable::erase(fuse_ino_t ino) {
   const auto it = nodes_.find(ino);
   Node& node = *it->second;
   if (node.type == NodeType::link) {
-    links_.erase(node.service);
+    links_.erase({node.kind, node.service});
   } else {
     retire(node);
   }

@@ -10,6 +10,7 @@
 // service, whose target is decided on every open: `.answers/<ino>`, the file
 // inode of the chosen instance. Those answer inodes stay cached in the kernel
 // under `.answers/`, so a rotating open costs one round trip (the readlink).
+// Every name under `.wait/` is such a link too, whose readlink waits.
 //
 // Inode numbers are never reused. Loop thread only.
 #pragma once
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #define FUSE_USE_VERSION 314
@@ -65,8 +67,9 @@ class InodeTable {
   Node* find(fuse_ino_t ino);
   // The file inode for this exact answer (or error), created on first use.
   Node& file(FileKind kind, const std::string& service, const std::string& content, int error);
-  // The symbolic link that `service` reads through while it has several instances.
-  Node& link(const std::string& service);
+  // The symbolic link that `service` reads through: while it has several
+  // instances (kind one, in /), or always (kind wait, in .wait/).
+  Node& link(FileKind kind, const std::string& service);
   // A write went through `node`: the kernel's pages of it hold the writer's
   // bytes, so no later answer may lead to it. It lives on while referenced.
   void retire(Node& node);
@@ -92,7 +95,7 @@ class InodeTable {
 
   std::map<fuse_ino_t, std::unique_ptr<Node>> nodes_;
   std::map<Key, fuse_ino_t> by_answer_;
-  std::map<std::string, fuse_ino_t> links_;
+  std::map<std::pair<FileKind, std::string>, fuse_ino_t> links_;
   std::multimap<std::string, fuse_ino_t> by_service_;
   fuse_ino_t next_ino_ = 16;
 };

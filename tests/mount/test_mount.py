@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -294,6 +295,54 @@ def test_wait_times_out(daemon):
     assert 0.9 <= time.monotonic() - started < 5
 
 
+def test_wait_rotates_over_healthy_instances_like_the_name(daemon, servers):
+    a, b = servers(), servers()
+    write(daemon.path("web"), f"{a.endpoint}\n{b.endpoint}\n")
+    w = daemon.path(".wait", "web")
+    assert os.path.islink(w) and os.readlink(w).startswith("../.answers/")
+    seen = [read(w).strip() for _ in range(12)]
+    assert seen.count(a.endpoint) >= 4 and seen.count(b.endpoint) >= 4, seen
+    # Read-only, though the link leads to an answer: `>` and `>>` through it,
+    # truncation and rm are refused and change nothing.
+    before = registrations(daemon)
+    assert err(write, w, "1.2.3.4:80 check=none") in (errno.EPERM, errno.EACCES)
+    assert err(write, w, "1.2.3.4:80 check=none", True) in (errno.EPERM, errno.EACCES)
+    assert err(os.truncate, w, 0) in (errno.EPERM, errno.EACCES)
+    assert err(os.unlink, w) in (errno.EPERM, errno.EACCES)
+    assert registrations(daemon) == before
+    assert sorted({read(w) for _ in range(6)}) == sorted([a.endpoint + "\n", b.endpoint + "\n"])
+    write(daemon.path("web"), a.endpoint)  # one instance: the same link, one answer
+    assert {read(w) for _ in range(4)} == {a.endpoint + "\n"}
+
+
+def test_a_signal_ends_a_wait_in_dot_wait(make_daemon):
+    """A reader that handles a signal gets EINTR from the daemon, not the wait's end."""
+    d = make_daemon("--wait-timeout", "20s")
+    script = (
+        "import signal, sys\n"
+        "class Woken(Exception): pass\n"
+        "def woken(*_): raise Woken()\n"
+        "signal.signal(signal.SIGUSR1, woken)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    open(sys.argv[1]).read()\n"
+        "except Woken:\n"
+        "    print('woken', flush=True)\n")
+    reader = subprocess.Popen([sys.executable, "-c", script, d.path(".wait", "never")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline() == "ready\n"
+        time.sleep(0.5)  # parked in the daemon by now
+        started = time.monotonic()
+        reader.send_signal(signal.SIGUSR1)
+        out, _ = reader.communicate(timeout=10)
+        assert out == "woken\n"
+        assert time.monotonic() - started < 5
+    finally:
+        reader.kill()
+    assert read(d.path(".metrics"))  # the daemon goes on
+
+
 def test_a_reader_parked_in_wait_delays_no_write(make_daemon, servers):
     """Writes of other services, and their reads, go on while a reader waits."""
     d = make_daemon("--wait-timeout", "20s")
@@ -308,7 +357,7 @@ def test_a_reader_parked_in_wait_delays_no_write(make_daemon, servers):
     reader = threading.Thread(target=wait_for_never)
     reader.start()
     try:
-        time.sleep(0.3)  # the reader's lookup is parked in the daemon
+        time.sleep(0.3)  # the reader's readlink is parked in the daemon
         s = servers()
         for i in range(3):
             write(d.path(f"svc{i}"), s.endpoint)

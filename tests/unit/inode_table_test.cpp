@@ -53,19 +53,25 @@ TEST_CASE("a referenced inode survives a sweep; other services are untouched") {
   CHECK(t.find(b_ino) == nullptr);
 }
 
-TEST_CASE("one link per service, dropped when the kernel forgets it") {
+TEST_CASE("one link per service and kind, dropped when the kernel forgets it") {
   InodeTable t;
-  Node& l = t.link("web");
+  Node& l = t.link(FileKind::one, "web");
   CHECK(l.type == NodeType::link);
-  CHECK(&t.link("web") == &l);
-  CHECK(&t.link("api") != &l);
+  CHECK(l.kind == FileKind::one);
+  CHECK(&t.link(FileKind::one, "web") == &l);
+  CHECK(&t.link(FileKind::one, "api") != &l);
+  Node& w = t.link(FileKind::wait, "web");  // .wait/web: a link of its own
+  CHECK(&w != &l);
+  CHECK(w.kind == FileKind::wait);
+  CHECK(&t.link(FileKind::wait, "web") == &w);
+  t.forget(w.ino, 1, t0);  // never looked up: dropped at once
   const fuse_ino_t ino = l.ino;
   l.nlookup = 3;
   t.forget(ino, 1, t0);
   CHECK(t.find(ino) != nullptr);
   t.forget(ino, 5, t0);  // more than it holds: clamps, then drops
   CHECK(t.find(ino) == nullptr);
-  CHECK(t.link("web").ino != ino);
+  CHECK(t.link(FileKind::one, "web").ino != ino);
   CHECK(t.nodes_of("web").size() == 1);
 }
 
