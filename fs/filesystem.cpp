@@ -81,7 +81,11 @@ void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string
   if (kind == FileKind::wait) {
     // Always a link, whatever is registered: its readlink waits and decides,
     // so the kernel may keep the name for good and nothing is parked here.
-    return reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
+    reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
+    if (waits_exposed_.insert(service).second && waits_exposed_.size() > kMaxWaitNames) {
+      drop_wait_names();
+    }
+    return;
   }
   if (kind == FileKind::one && backend_.instance_count(service) > 1) {
     // Rotation: the name stays a link (until a change drops it), and each
@@ -179,6 +183,17 @@ void Filesystem::service_changed(const std::string& service) {
     notifier_->inval_entry(dir, service);
     ++invalidations_;
   }
+}
+
+void Filesystem::drop_wait_names() {
+  // Any name may be looked up in .wait/, and each is a link the kernel would
+  // keep (and this table with it) until memory runs short: past the bound,
+  // the kernel drops them all, and names in use are looked up again.
+  if (notifier_ != nullptr) {
+    for (const auto& name : waits_exposed_) notifier_->inval_entry(kWaitIno, name);
+    invalidations_ += waits_exposed_.size();
+  }
+  waits_exposed_.clear();
 }
 
 std::string Filesystem::metrics_text() const {

@@ -76,6 +76,8 @@ class Filesystem final : public ChangeSink {
   static constexpr double kDirTimeout = 86400.0;
   static constexpr double kStableTimeout = 86400.0;
   static constexpr double kLinkTimeout = 86400.0;
+  // How many .wait/ names the kernel may hold before they are all dropped.
+  static constexpr std::size_t kMaxWaitNames = 4096;
 
   // How a decision is delivered: as a lookup's entry, or as a readlink's target.
   enum class Via { lookup, readlink };
@@ -88,6 +90,7 @@ class Filesystem final : public ChangeSink {
   // Parks `req` and starts deciding `kind` of `service` unless already under way.
   void decide(fuse_req_t req, FileKind kind, const std::string& service, Via via);
   void decided(const Pending& key, Result<Answer> answer);
+  void drop_wait_names();
   Caller caller(fuse_req_t req) const;
   bool park_interruptible(fuse_req_t req);
 
@@ -99,6 +102,7 @@ class Filesystem final : public ChangeSink {
   // Names in / and .all/ that a lookup or create answered since their last
   // invalidation: only for these may the kernel hold a dentry to drop.
   std::set<std::pair<fuse_ino_t, std::string>> exposed_;
+  std::set<std::string> waits_exposed_;  // names in .wait/ a lookup answered since the last drop
   std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
   struct timespec started_{};
 };

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -313,6 +314,18 @@ def test_wait_rotates_over_healthy_instances_like_the_name(daemon, servers):
     assert sorted({read(w) for _ in range(6)}) == sorted([a.endpoint + "\n", b.endpoint + "\n"])
     write(daemon.path("web"), a.endpoint)  # one instance: the same link, one answer
     assert {read(w) for _ in range(4)} == {a.endpoint + "\n"}
+
+
+def test_names_looked_up_in_dot_wait_do_not_pile_up(daemon):
+    """Any name is a link in .wait/; past 4096 of them the kernel drops them all."""
+    def inodes():
+        m = read(daemon.path(".metrics"))
+        return int(next(line.split()[1] for line in m.splitlines()
+                        if line.startswith("regfs_inodes ")))
+    for i in range(6000):
+        assert stat.S_ISLNK(os.lstat(daemon.path(".wait", f"n{i}")).st_mode)
+    assert wait_until(lambda: inodes() < 3000, 10), inodes()
+    assert stat.S_ISLNK(os.lstat(daemon.path(".wait", "n1")).st_mode)  # looked up again
 
 
 def test_a_signal_ends_a_wait_in_dot_wait(make_daemon):
