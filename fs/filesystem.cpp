@@ -78,20 +78,12 @@ void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
-  if (kind == FileKind::wait) {
-    // Always a link, whatever is registered: its readlink waits and decides,
-    // so the kernel may keep the name for good and nothing is parked here.
-    reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
-    if (waits_exposed_.insert(service).second && waits_exposed_.size() > kMaxWaitNames) {
-      drop_wait_names();
-    }
-    return;
-  }
-  if (kind == FileKind::one && backend_.instance_count(service) > 1) {
-    // Rotation: the name stays a link (until a change drops it), and each
-    // open's readlink decides.
-    exposed_.emplace(kRootIno, service);
-    return reply_entry(req, inodes_.link(kind, service), kLinkTimeout);
+  if (kind != FileKind::all && backend_.instance_count(service) > 1) {
+    // Rotation: the name is a link, and each open's readlink decides. In /
+    // the kernel keeps it until a change drops it; .wait/ gets no
+    // invalidations, so there each open's lookup finds the link again.
+    if (kind == FileKind::one) exposed_.emplace(kRootIno, service);
+    return reply_entry(req, inodes_.link(kind, service), link_timeout(kind));
   }
   decide(req, kind, service, Via::lookup);
 }
@@ -134,15 +126,14 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   Node* node = nullptr;
   double entry_timeout = 0.0;
   if (answer.ok()) {
-    if (via == Via::lookup && kind == FileKind::one && answer->rotates) {
+    if (via == Via::lookup && kind != FileKind::all && answer->rotates) {
       node = &inodes_.link(kind, service);  // instances were added while deciding
-      entry_timeout = kLinkTimeout;
+      entry_timeout = link_timeout(kind);
     } else {
-      // .wait/ answers are inodes of their own: read-only, so a write that
-      // follows a .wait/ link is refused (and none of it lands in pages that
-      // / hands out).
+      // .wait/ answers are inodes of their own: read-only, so a write through
+      // a .wait/ name is refused (and none of it lands in pages / hands out).
       node = &inodes_.file(kind, service, answer->content, 0);
-      if (!answer->rotates) entry_timeout = seconds(answer->cache_for);
+      if (kind != FileKind::wait && !answer->rotates) entry_timeout = seconds(answer->cache_for);
     }
   } else if (answer.error().code == Errc::host_down && kind == FileKind::one) {
     // The name exists (it can be written and removed); reading it fails.
@@ -176,24 +167,15 @@ void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
 void Filesystem::service_changed(const std::string& service) {
   inodes_.sweep(service, Clock::now());
   if (notifier_ == nullptr) return;
-  // Not .wait/: its names are links that never change (their readlink
-  // decides). Not .answers/: an answer's content never changes.
+  // Not .wait/: its entries are never cached (each open looks up again), and
+  // an invalidation there would queue behind a lookup parked in .wait/ for
+  // another name, holding every later write's reply until that wait ends.
+  // Not .answers/: an answer's content never changes.
   for (fuse_ino_t dir : {kRootIno, kAllIno}) {
     if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
     notifier_->inval_entry(dir, service);
     ++invalidations_;
   }
-}
-
-void Filesystem::drop_wait_names() {
-  // Any name may be looked up in .wait/, and each is a link the kernel would
-  // keep (and this table with it) until memory runs short: past the bound,
-  // the kernel drops them all, and names in use are looked up again.
-  if (notifier_ != nullptr) {
-    for (const auto& name : waits_exposed_) notifier_->inval_entry(kWaitIno, name);
-    invalidations_ += waits_exposed_.size();
-  }
-  waits_exposed_.clear();
 }
 
 std::string Filesystem::metrics_text() const {

@@ -7,11 +7,11 @@
 // kernel serves from its cache costs no round trip. The entry timeout says
 // how long the name may lead to the same answer: the rest of the verdict's
 // freshness window for a single healthy instance, zero where every open must
-// decide again (dot-files). A service with several instances is a symbolic
-// link whose readlink decides each open and names the chosen answer's inode
-// under .answers/; every name under .wait/ is such a link, whose readlink
-// waits. Every change to a service drops exactly its entries in / and .all/
-// from the kernel's cache.
+// decide again (dot-files, .wait/). A service with several instances is a
+// symbolic link whose readlink decides each open and names the chosen
+// answer's inode under .answers/ (in .wait/ too, where the readlink waits for
+// a healthy instance). Every change to a service drops exactly its entries in
+// / and .all/ from the kernel's cache.
 //
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.
@@ -76,8 +76,10 @@ class Filesystem final : public ChangeSink {
   static constexpr double kDirTimeout = 86400.0;
   static constexpr double kStableTimeout = 86400.0;
   static constexpr double kLinkTimeout = 86400.0;
-  // How many .wait/ names the kernel may hold before they are all dropped.
-  static constexpr std::size_t kMaxWaitNames = 4096;
+  // A rotating name's link: kept in /, looked up on every open in .wait/.
+  static constexpr double link_timeout(FileKind kind) {
+    return kind == FileKind::wait ? 0.0 : kLinkTimeout;
+  }
 
   // How a decision is delivered: as a lookup's entry, or as a readlink's target.
   enum class Via { lookup, readlink };
@@ -90,7 +92,6 @@ class Filesystem final : public ChangeSink {
   // Parks `req` and starts deciding `kind` of `service` unless already under way.
   void decide(fuse_req_t req, FileKind kind, const std::string& service, Via via);
   void decided(const Pending& key, Result<Answer> answer);
-  void drop_wait_names();
   Caller caller(fuse_req_t req) const;
   bool park_interruptible(fuse_req_t req);
 
@@ -102,7 +103,6 @@ class Filesystem final : public ChangeSink {
   // Names in / and .all/ that a lookup or create answered since their last
   // invalidation: only for these may the kernel hold a dentry to drop.
   std::set<std::pair<fuse_ino_t, std::string>> exposed_;
-  std::set<std::string> waits_exposed_;  // names in .wait/ a lookup answered since the last drop
   std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
   struct timespec started_{};
 };

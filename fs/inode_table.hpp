@@ -10,7 +10,7 @@
 // service, whose target is decided on every open: `.answers/<ino>`, the file
 // inode of the chosen instance. Those answer inodes stay cached in the kernel
 // under `.answers/`, so a rotating open costs one round trip (the readlink).
-// Every name under `.wait/` is such a link too, whose readlink waits.
+// So is a service with several instances under `.wait/`: its readlink waits.
 //
 // Inode numbers are never reused. Loop thread only.
 #pragma once
@@ -67,8 +67,8 @@ class InodeTable {
   Node* find(fuse_ino_t ino);
   // The file inode for this exact answer (or error), created on first use.
   Node& file(FileKind kind, const std::string& service, const std::string& content, int error);
-  // The symbolic link that `service` reads through: while it has several
-  // instances (kind one, in /), or always (kind wait, in .wait/).
+  // The symbolic link that `service` reads through while it has several
+  // instances: kind one in /, kind wait in .wait/.
   Node& link(FileKind kind, const std::string& service);
   // A write went through `node`: the kernel's pages of it hold the writer's
   // bytes, so no later answer may lead to it. It lives on while referenced.

@@ -32,6 +32,7 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   if (parent == kWaitIno) {
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
+    if (!park_interruptible(req)) return;
     return lookup_service(req, FileKind::wait, n);
   }
   if (parent == kAnswersIno) return lookup_answer(req, name);

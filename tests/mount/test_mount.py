@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -312,25 +311,21 @@ def test_wait_rotates_over_healthy_instances_like_the_name(daemon, servers):
     assert err(os.unlink, w) in (errno.EPERM, errno.EACCES)
     assert registrations(daemon) == before
     assert sorted({read(w) for _ in range(6)}) == sorted([a.endpoint + "\n", b.endpoint + "\n"])
-    write(daemon.path("web"), a.endpoint)  # one instance: the same link, one answer
+    write(daemon.path("web"), a.endpoint)  # one instance: a plain file again
     assert {read(w) for _ in range(4)} == {a.endpoint + "\n"}
+    assert not os.path.islink(w)
+    assert err(write, w, "1.2.3.4:80 check=none", True) in (errno.EPERM, errno.EACCES)
+    assert registrations(daemon)["web"] == [(a.endpoint, "tcp", "n1")]
 
 
-def test_names_looked_up_in_dot_wait_do_not_pile_up(daemon):
-    """Any name is a link in .wait/; past 4096 of them the kernel drops them all."""
-    def inodes():
-        m = read(daemon.path(".metrics"))
-        return int(next(line.split()[1] for line in m.splitlines()
-                        if line.startswith("regfs_inodes ")))
-    for i in range(6000):
-        assert stat.S_ISLNK(os.lstat(daemon.path(".wait", f"n{i}")).st_mode)
-    assert wait_until(lambda: inodes() < 3000, 10), inodes()
-    assert stat.S_ISLNK(os.lstat(daemon.path(".wait", "n1")).st_mode)  # looked up again
-
-
-def test_a_signal_ends_a_wait_in_dot_wait(make_daemon):
-    """A reader that handles a signal gets EINTR from the daemon, not the wait's end."""
+@pytest.mark.parametrize("registered", [0, 2])
+def test_a_signal_ends_a_wait_in_dot_wait(make_daemon, registered):
+    """A reader that handles a signal gets EINTR from the daemon, not the wait's end:
+    parked in a lookup (nothing registered) or in a readlink (a rotating name)."""
     d = make_daemon("--wait-timeout", "20s")
+    if registered:
+        write(d.path("never"), "".join(f"127.0.0.1:{closed_port()}\n" for _ in range(registered)))
+        assert os.path.islink(d.path(".wait", "never"))
     script = (
         "import signal, sys\n"
         "class Woken(Exception): pass\n"
