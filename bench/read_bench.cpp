@@ -37,11 +37,12 @@ struct Case {
   std::string name;
   int iterations;
   std::function<bool()> once;
-  std::vector<double> us;
+  std::vector<double> us{};
   long failures = 0;
 };
 
-// Warms every case up, then lets them take turns in `rounds` rounds.
+// Warms every case up, lets them take turns in `rounds` rounds, and sorts
+// each case's times.
 void measure(std::vector<Case>& cases, int rounds) {
   for (auto& c : cases) {
     for (int i = 0; i < std::min(c.iterations / 10, 1000); ++i) c.once();
@@ -59,10 +60,11 @@ void measure(std::vector<Case>& cases, int rounds) {
       }
     }
   }
+  for (auto& c : cases) std::sort(c.us.begin(), c.us.end());
 }
 
-Stats stats_of(Case& c) {
-  std::sort(c.us.begin(), c.us.end());
+// The percentiles of a measured (sorted) case.
+Stats stats_of(const Case& c) {
   auto at = [&](double q) {
     return c.us[static_cast<std::size_t>(q * static_cast<double>(c.us.size() - 1))];
   };
@@ -181,23 +183,16 @@ int main(int argc, char** argv) {
   }
 
   std::vector<Case> cases;
-  cases.push_back(
-      {"tmpfs file (reference)", iterations, [&] { return read_once(tmpfs.c_str()); }, {}});
-  cases.push_back({"/registry/svc, 1 instance, fresh verdict",
-                   iterations,
-                   [&] { return read_once(one.c_str()); },
-                   {}});
+  cases.push_back({"tmpfs file (reference)", iterations, [&] { return read_once(tmpfs.c_str()); }});
+  cases.push_back({"/registry/svc, 1 instance, fresh verdict", iterations,
+                   [&] { return read_once(one.c_str()); }});
   if (!multi.empty()) {
-    cases.push_back({"/registry/svc, 5 instances, rotating",
-                     iterations,
-                     [&] { return read_once(multi.c_str()); },
-                     {}});
+    cases.push_back({"/registry/svc, 5 instances, rotating", iterations,
+                     [&] { return read_once(multi.c_str()); }});
   }
   if (!check.empty()) {
-    cases.push_back({"/registry/svc, on-demand check (--fresh 0)",
-                     std::min(iterations, 5000),
-                     [&] { return read_once(check.c_str()); },
-                     {}});
+    cases.push_back({"/registry/svc, on-demand check (--fresh 0)", std::min(iterations, 5000),
+                     [&] { return read_once(check.c_str()); }});
   }
   int dns_fd = -1;
   std::uint16_t dns_id = 1;
@@ -211,33 +206,28 @@ int main(int argc, char** argv) {
     timeval tv{1, 0};
     ::setsockopt(dns_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::connect(dns_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    cases.push_back({"DNS A query to local dnsmasq (reference)",
-                     iterations,
-                     [&] {
+    cases.push_back({"DNS A query to local dnsmasq (reference)", iterations, [&] {
                        const auto q = dns_query(dns_name, ++dns_id);
                        unsigned char reply[512];
                        if (::send(dns_fd, q.data(), q.size(), 0) < 0) return false;
                        const ssize_t n = ::recv(dns_fd, reply, sizeof reply, 0);
                        return n > 12 && reply[0] == q[0] && reply[1] == q[1] && reply[7] >= 1;
-                     },
-                     {}});
+                     }});
   }
   const PollingPeer peer;
-  cases.push_back({"pipe round trip to a polling process (reference)",
-                   iterations,
-                   [&] { return peer.round_trip(); },
-                   {}});
+  cases.push_back({"pipe round trip to a polling process (reference)", iterations,
+                   [&] { return peer.round_trip(); }});
 
   measure(cases, 10);
   if (dns_fd >= 0) ::close(dns_fd);
 
   std::printf("| case | median µs | p90 µs | p99 µs | median / tmpfs | failures |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  const Stats base = stats_of(cases.front());
-  for (auto& c : cases) {
+  const double base = stats_of(cases.front()).median;
+  for (const auto& c : cases) {
     const Stats s = stats_of(c);
     std::printf("| %s | %.1f | %.1f | %.1f | %.2fx | %ld |\n", c.name.c_str(), s.median, s.p90,
-                s.p99, s.median / base.median, s.failures);
+                s.p99, s.median / base, s.failures);
   }
   return 0;
 }

@@ -14,6 +14,10 @@ double seconds(Duration d) {
   return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
 }
 
+// Whether a name of `kind` is a link while its service has several instances
+// (in / and .wait/; .all/ lists them all, the dot-files are not services).
+bool rotates_through_link(FileKind kind) { return kind == FileKind::one || kind == FileKind::wait; }
+
 // Where a link of `kind` in its directory leads to the answer inode `answer`.
 std::string link_target(FileKind kind, fuse_ino_t answer) {
   return std::string(kind == FileKind::wait ? "../" : "") + std::string(kAnswersDir) + "/" +
@@ -78,7 +82,7 @@ void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
-  if (kind != FileKind::all && backend_.instance_count(service) > 1) {
+  if (rotates_through_link(kind) && backend_.instance_count(service) > 1) {
     // Rotation: the name is a link, and each open's readlink decides. In /
     // the kernel keeps it until a change drops it; .wait/ gets no
     // invalidations, so there each open's lookup finds the link again.
@@ -126,7 +130,7 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
   Node* node = nullptr;
   double entry_timeout = 0.0;
   if (answer.ok()) {
-    if (via == Via::lookup && kind != FileKind::all && answer->rotates) {
+    if (via == Via::lookup && rotates_through_link(kind) && answer->rotates) {
       node = &inodes_.link(kind, service);  // instances were added while deciding
       entry_timeout = link_timeout(kind);
     } else {
