@@ -47,20 +47,27 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
 
   const auto ms = std::chrono::duration_cast<milliseconds>(timeout).count();
   p->timer.expires_after(timeout);
-  p->timer.async_wait([this, key, ms](const error_code& ec) {
-    if (!ec) finish(key, ProbeResult{false, "timeout after " + std::to_string(ms) + " ms"});
+  // Every handler below filters operation_aborted (its probe was ended and
+  // its socket closed) and finds its probe by identity, not only by key.
+  p->timer.async_wait([this, key, weak = std::weak_ptr<Probe>(p), ms](const error_code& ec) {
+    if (ec == asio::error::operation_aborted) return;
+    if (auto live = weak.lock()) {
+      finish(key, std::move(live), ProbeResult{false, "timeout after " + std::to_string(ms) + " ms"});
+    }
   });
 
   auto on_connected = [this, key, p, check, endpoint](const error_code& ec) {
-    if (ec) return finish(key, ProbeResult{false, ec.message()});
-    if (check.kind == Check::Kind::tcp) return finish(key, ProbeResult{true, "connected"});
+    if (ec == asio::error::operation_aborted) return;
+    if (ec) return finish(key, p, ProbeResult{false, ec.message()});
+    if (check.kind == Check::Kind::tcp) return finish(key, p, ProbeResult{true, "connected"});
     const std::string host = endpoint.is_ipv6() ? "[" + endpoint.host + "]" : endpoint.host;
     p->request = "GET " + check.path + " HTTP/1.1\r\nHost: " + host + ":" +
                  std::to_string(endpoint.port) +
                  "\r\nUser-Agent: regfs\r\nAccept: */*\r\nConnection: close\r\n\r\n";
     asio::async_write(p->socket, asio::buffer(p->request),
                       [this, key, p](const error_code& wec, std::size_t) {
-                        if (wec) return finish(key, ProbeResult{false, wec.message()});
+                        if (wec == asio::error::operation_aborted) return;
+                        if (wec) return finish(key, p, ProbeResult{false, wec.message()});
                         read_status(key, p);
                       });
   };
@@ -75,7 +82,8 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
   p->resolver->async_resolve(
       endpoint.host, std::to_string(endpoint.port),
       [this, key, p, on_connected](const error_code& rec, const tcp::resolver::results_type& results) {
-        if (rec) return finish(key, ProbeResult{false, "resolve: " + rec.message()});
+        if (rec == asio::error::operation_aborted) return;
+        if (rec) return finish(key, p, ProbeResult{false, "resolve: " + rec.message()});
         asio::async_connect(p->socket, results,
                             [on_connected](const error_code& cec, const tcp::endpoint&) {
                               on_connected(cec);
@@ -86,27 +94,27 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
 void HealthChecker::read_status(const Key& key, const std::shared_ptr<Probe>& p) {
   auto space = asio::buffer(p->buffer.data() + p->received, p->buffer.size() - p->received);
   p->socket.async_read_some(space, [this, key, p](const error_code& ec, std::size_t n) {
+    if (ec == asio::error::operation_aborted) return;
     p->received += n;
     const HttpStatus status =
         parse_status_line(std::string_view(p->buffer.data(), p->received));
     switch (status.state) {
       case HttpStatus::State::good: {
         const bool ok = status.code >= 200 && status.code < 400;
-        return finish(key, ProbeResult{ok, "http " + std::to_string(status.code)});
+        return finish(key, p, ProbeResult{ok, "http " + std::to_string(status.code)});
       }
       case HttpStatus::State::bad:
-        return finish(key, ProbeResult{false, "not an HTTP response"});
+        return finish(key, p, ProbeResult{false, "not an HTTP response"});
       case HttpStatus::State::need_more:
-        if (ec) return finish(key, ProbeResult{false, "http: " + ec.message()});
+        if (ec) return finish(key, p, ProbeResult{false, "http: " + ec.message()});
         return read_status(key, p);
     }
   });
 }
 
-void HealthChecker::finish(const Key& key, const ProbeResult& result) {
+void HealthChecker::finish(const Key& key, std::shared_ptr<Probe> p, const ProbeResult& result) {
   const auto it = probes_.find(key);
-  if (it == probes_.end()) return;  // already finished (timeout raced completion)
-  const std::shared_ptr<Probe> p = it->second;
+  if (it == probes_.end() || it->second != p) return;  // this probe has ended already
   probes_.erase(it);
   error_code ignored;
   p->timer.cancel();
@@ -116,7 +124,9 @@ void HealthChecker::finish(const Key& key, const ProbeResult& result) {
 }
 
 void HealthChecker::cancel_all() {
-  while (!probes_.empty()) finish(probes_.begin()->first, ProbeResult{false, "cancelled"});
+  while (!probes_.empty()) {
+    finish(probes_.begin()->first, probes_.begin()->second, ProbeResult{false, "cancelled"});
+  }
 }
 
 }  // namespace regfs::net

@@ -50,7 +50,10 @@ class HealthChecker {
   using Key = std::tuple<std::string, std::uint16_t, Check>;
 
   void read_status(const Key& key, const std::shared_ptr<Probe>& p);
-  void finish(const Key& key, const ProbeResult& result);
+  // Ends probe `p` of `key` with `result`, unless it has ended already: a
+  // completion that arrives after its probe ended (a handler already queued
+  // when the probe timed out) must not end a newer probe of the same target.
+  void finish(const Key& key, std::shared_ptr<Probe> p, const ProbeResult& result);
 
   boost::asio::io_context& io_;
   std::map<Key, std::shared_ptr<Probe>> probes_;
