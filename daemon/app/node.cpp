@@ -265,15 +265,17 @@ Status Node::write(const std::string& service, std::string_view text, bool appen
     return e;
   };
   if (!valid_service_name(service)) return fail(Error{Errc::invalid_name, service});
-  auto specs = parse_registration(text, config_.limits);
+  // A write of `-ENDPOINT` lines removes those of this node's instances.
+  const bool removal = is_removal(text);
+  const WriteMode mode = removal ? WriteMode::remove : append ? WriteMode::append : WriteMode::replace;
+  auto specs = removal ? parse_removal(text, config_.limits) : parse_registration(text, config_.limits);
   if (!specs) return fail(specs.error());
   if (specs->empty()) return fail(Error{Errc::invalid_line, "no endpoint in the write"});
 
   const auto it = own_.find(service);
   static const std::vector<InstanceSpec> kNone;
   auto merged = merge_write(it == own_.end() ? kNone : it->second, std::move(*specs),
-                            append ? WriteMode::append : WriteMode::replace, own_.size(),
-                            config_.limits);
+                            mode, own_.size(), config_.limits);
   if (!merged) return fail(merged.error());
   if (auto st = apply_own(service, std::move(*merged)); !st) return fail(st.error());
   ++metrics_.writes;

@@ -4,6 +4,7 @@
 // file operations, exactly as any other reader or writer would.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -48,10 +49,23 @@ int control_request(const Context& ctx, const std::string& request);
 // Columns aligned with two spaces between them; the first row is the header.
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
-// The listening TCP ports in /proc/net/tcp{,6} text owned by the given socket
-// inodes. Pure: the caller reads the files.
-std::vector<std::uint16_t> listening_ports(std::string_view proc_net_tcp,
-                                           const std::vector<std::uint64_t>& inodes);
+// A listening TCP socket, as /proc/net/tcp and /proc/net/tcp6 show it.
+struct Listener {
+  bool ipv6 = false;
+  std::array<std::uint8_t, 16> address{};  // network byte order; IPv4 uses the first 4
+  std::uint16_t port = 0;
+
+  bool wildcard() const;  // 0.0.0.0 or ::
+  bool loopback() const;  // 127.0.0.0/8 or ::1
+  // "127.0.0.1", "::1": the address as a host, IPv6 without brackets.
+  std::string host() const;
+  friend auto operator<=>(const Listener&, const Listener&) = default;
+};
+
+// The listening sockets in /proc/net/tcp{,6} text owned by the given socket
+// inodes, in the table's order. Pure: the caller reads the files.
+std::vector<Listener> listening_sockets(std::string_view proc_net_tcp,
+                                        const std::vector<std::uint64_t>& inodes);
 
 int cmd_get(const Context& ctx, const std::vector<std::string>& args);
 int cmd_register(const Context& ctx, const std::vector<std::string>& args);

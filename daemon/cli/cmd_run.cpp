@@ -2,28 +2,35 @@
 //           [--requires SVC[,SVC...] [--requires-timeout SECONDS]] -- COMMAND...
 //
 // Waits for the required services, starts the command, registers its port
-// once its check passes, forwards signals, deregisters on exit and exits with
-// the command's code (128+signal if a signal ended it).
-#include <arpa/inet.h>
+// once its check passes (run_ready.hpp), forwards signals, removes exactly the
+// instance it registered on exit and exits with the command's code (128+signal
+// if a signal ended it).
+//
+// Signals: the forwarded ones are blocked from before fork() until the
+// command's pid is known, so one that arrives in between is forwarded, not
+// lost and not fatal to run. The command starts with the signal mask and the
+// dispositions run was started with (SIGCHLD at its default). run itself
+// unblocks the signals it forwards, and sets SIGCHLD to its default, so that
+// it learns the command's exit status even when started with SIGCHLD ignored.
+// As PID 1 (a container's init) it also reaps the orphans the kernel hands it.
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <dirent.h>
-#include <fcntl.h>
 #include <iostream>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 #include "cli.hpp"
 #include "core/instance.hpp"
+#include "run_ready.hpp"
 
 namespace regfs::cli {
 namespace {
+
+constexpr std::array kForwarded{SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 volatile sig_atomic_t g_child = 0;
 
@@ -32,76 +39,6 @@ void forward(int sig) {
 }
 
 using Clock = std::chrono::steady_clock;
-
-// Socket inodes of `pid` and its descendants.
-void socket_inodes(pid_t pid, std::vector<std::uint64_t>& out, int depth = 0) {
-  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
-  if (DIR* d = ::opendir(fd_dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) {
-      char target[64] = {};
-      const std::string link = fd_dir + "/" + e->d_name;
-      const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-      if (n > 9 && std::strncmp(target, "socket:[", 8) == 0) {
-        out.push_back(std::strtoull(target + 8, nullptr, 10));
-      }
-    }
-    ::closedir(d);
-  }
-  if (depth > 4) return;
-  std::string children;
-  const std::string task = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
-  if (read_file(task, children) == 0) {
-    for (std::size_t pos = 0; pos < children.size();) {
-      char* end = nullptr;
-      const long child = std::strtol(children.c_str() + pos, &end, 10);
-      if (end == children.c_str() + pos) break;
-      socket_inodes(static_cast<pid_t>(child), out, depth + 1);
-      pos = static_cast<std::size_t>(end - children.c_str());
-    }
-  }
-}
-
-std::uint16_t find_listening_port(pid_t pid) {
-  std::vector<std::uint64_t> inodes;
-  socket_inodes(pid, inodes);
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::string text;
-    if (read_file(table, text) != 0) continue;
-    if (auto ports = listening_ports(text, inodes); !ports.empty()) return ports.front();
-  }
-  return 0;
-}
-
-// A local check of the child's port, bounded to 500 ms.
-bool check_passes(std::uint16_t port, const Check& check) {
-  if (check.kind == Check::Kind::none) return true;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = false;
-  pollfd p{fd, POLLOUT, 0};
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
-      (errno == EINPROGRESS && ::poll(&p, 1, 500) == 1)) {
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-    ok = soerr == 0;
-  }
-  if (ok && check.kind == Check::Kind::http) {
-    const std::string req = "GET " + check.path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                            std::to_string(port) + "\r\nConnection: close\r\n\r\n";
-    ok = ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
-    char buf[64] = {};
-    p.events = POLLIN;
-    ok = ok && ::poll(&p, 1, 500) == 1 && ::recv(fd, buf, sizeof buf - 1, 0) >= 12 &&
-         std::strncmp(buf, "HTTP/1.", 7) == 0 && (buf[9] == '2' || buf[9] == '3');
-  }
-  ::close(fd);
-  return ok;
-}
 
 int wait_for(const Context& ctx, const std::vector<std::string>& services, double seconds) {
   const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
@@ -120,6 +57,53 @@ int wait_for(const Context& ctx, const std::vector<std::string>& services, doubl
     }
   }
   return kOk;
+}
+
+std::string port_list(const std::vector<std::uint16_t>& ports) {
+  std::string out;
+  for (const auto p : ports) {
+    if (!out.empty()) out.append(", ");
+    out.append(std::to_string(p));
+  }
+  return out;
+}
+
+// The command, started with the signal handling described at the top.
+struct Started {
+  pid_t pid = -1;
+  int err = 0;
+};
+
+Started start(std::vector<char*>& argv) {
+  sigset_t forwarded, original_mask;
+  sigemptyset(&forwarded);
+  for (const int sig : kForwarded) sigaddset(&forwarded, sig);
+  sigprocmask(SIG_BLOCK, &forwarded, &original_mask);
+
+  std::array<struct sigaction, kForwarded.size()> original{};
+  struct sigaction sa{};
+  sa.sa_handler = forward;
+  sigemptyset(&sa.sa_mask);
+  for (std::size_t k = 0; k < kForwarded.size(); ++k) sigaction(kForwarded[k], &sa, &original[k]);
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGCHLD, &dfl, nullptr);
+
+  const pid_t child = ::fork();
+  if (child == 0) {
+    for (std::size_t k = 0; k < kForwarded.size(); ++k) sigaction(kForwarded[k], &original[k], nullptr);
+    sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+    ::execvp(argv[0], argv.data());
+    std::cerr << "regfs: run: cannot run " << argv[0] << ": " << std::strerror(errno) << "\n";
+    ::_exit(127);
+  }
+  const int err = child < 0 ? errno : 0;
+  if (child > 0) g_child = child;
+  sigset_t mask = original_mask;
+  for (const int sig : kForwarded) sigdelset(&mask, sig);
+  sigprocmask(SIG_SETMASK, &mask, nullptr);
+  return Started{child, err};
 }
 
 }  // namespace
@@ -158,8 +142,8 @@ int cmd_run(const Context& ctx, const std::vector<std::string>& args) {
   for (const auto& svc : requires_list) {
     if (!valid_service_name(svc)) return fail_usage("run: invalid required service '" + svc + "'", kInvalid);
   }
-  auto check = parse_check(check_arg);
-  if (!check) return fail_usage("run: " + check->path + check.error().detail, kInvalid);
+  const auto check = parse_check(check_arg);
+  if (!check) return fail_usage("run: --check: " + check.error().detail, kInvalid);
   std::uint16_t port = 0;
   if (port_arg != "auto") {
     auto ep = parse_endpoint(":" + port_arg);
@@ -172,42 +156,57 @@ int cmd_run(const Context& ctx, const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (std::size_t j = i + 1; j < args.size(); ++j) argv.push_back(const_cast<char*>(args[j].c_str()));
   argv.push_back(nullptr);
-  const pid_t child = ::fork();
-  if (child < 0) return fail("run: fork", errno);
-  if (child == 0) {
-    ::execvp(argv[0], argv.data());
-    std::cerr << "regfs: run: cannot run " << argv[0] << ": " << std::strerror(errno) << "\n";
-    ::_exit(127);
-  }
-  g_child = child;
-  struct sigaction sa{};
-  sa.sa_handler = forward;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaction(sig, &sa, nullptr);
+  const Started child = start(argv);
+  if (child.pid < 0) return fail("run: fork", child.err);
 
-  bool registered = false;
+  bool looking = true;       // until the first registration attempt
+  std::string registered;    // the endpoint this run added, if the daemon took it
+  std::string said;          // the last "several ports" message, said once
   int status = 0;
+  bool have_status = false;
   while (true) {
-    const pid_t done = ::waitpid(child, &status, registered ? 0 : WNOHANG);
-    if (done == child) break;
-    if (done < 0 && errno != EINTR) break;
-    if (registered) continue;
-    if (port == 0) port = find_listening_port(child);
-    if (port != 0 && check_passes(port, *check)) {
-      const std::string line = ":" + std::to_string(port) + " check=" + to_string(*check) + "\n";
-      if (const int err = write_file(ctx.path(name), line, false)) {
+    int st = 0;
+    const pid_t done = ::waitpid(-1, &st, looking ? WNOHANG : 0);
+    if (done == child.pid) {
+      status = st;
+      have_status = true;
+      break;
+    }
+    if (done > 0) continue;  // an orphan handed to run as PID 1: reaped
+    if (done < 0 && errno == EINTR) continue;
+    if (done < 0) {
+      fail("run: waiting for the command", errno);
+      break;
+    }
+    const Readiness ready = look_for_ready(child.pid, port, *check);
+    if (!ready.endpoint.empty()) {
+      looking = false;
+      const std::string line = ready.endpoint + " check=" + to_string(*check) + "\n";
+      if (const int err = write_file(ctx.path(name), line, true)) {
         fail("run: register " + name, err);
       } else {
-        std::cerr << "regfs: run: registered " << name << " on port " << port << "\n";
+        registered = ready.endpoint;
+        std::cerr << "regfs: run: registered " << name << " at " << registered << "\n";
       }
-      registered = true;
       continue;
+    }
+    if (ready.passing.size() > 1) {
+      std::string message = "run: the command listens on ports ";
+      message.append(port_list(ready.ports))
+          .append(" and more than one passes the check; name the one to register with --port");
+      if (message != said) std::cerr << "regfs: " << message << "\n";
+      said = std::move(message);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (registered && ::unlink(ctx.path(name).c_str()) != 0 && errno != ENOENT) {
-    fail("run: deregister " + name, errno);
+  if (!registered.empty()) {
+    // Remove exactly this instance: other instances of the service, on this
+    // node too (another replica), stay.
+    if (const int err = write_file(ctx.path(name), "-" + registered + "\n", true); err != 0 && err != ENOENT) {
+      fail("run: deregister " + name, err);
+    }
   }
+  if (!have_status) return kError;
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return WIFEXITED(status) ? WEXITSTATUS(status) : kError;
 }

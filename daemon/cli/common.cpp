@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -57,10 +59,30 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows) {
   return out.str();
 }
 
-std::vector<std::uint16_t> listening_ports(std::string_view text,
-                                           const std::vector<std::uint64_t>& inodes) {
+bool Listener::wildcard() const {
+  const std::size_t n = ipv6 ? 16 : 4;
+  return std::all_of(address.begin(), address.begin() + static_cast<std::ptrdiff_t>(n),
+                     [](std::uint8_t b) { return b == 0; });
+}
+
+bool Listener::loopback() const {
+  if (!ipv6) return address[0] == 127;
+  return std::all_of(address.begin(), address.begin() + 15, [](std::uint8_t b) { return b == 0; }) &&
+         address[15] == 1;
+}
+
+std::string Listener::host() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(ipv6 ? AF_INET6 : AF_INET, address.data(), text, sizeof text);
+  return text;
+}
+
+std::vector<Listener> listening_sockets(std::string_view text,
+                                        const std::vector<std::uint64_t>& inodes) {
   // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
-  std::vector<std::uint16_t> ports;
+  // local_address is hex: the address as the kernel's 32-bit words (each in
+  // host byte order), a colon, the port.
+  std::vector<Listener> found;
   std::istringstream in{std::string(text)};
   std::string line;
   std::getline(in, line);  // header
@@ -72,17 +94,24 @@ std::vector<std::uint16_t> listening_ports(std::string_view text,
       continue;
     }
     if (state != "0A") continue;  // TCP_LISTEN
-    const auto colon = local.rfind(':');
-    if (colon == std::string::npos) continue;
-    char* end = nullptr;
-    const unsigned long port = std::strtoul(local.c_str() + colon + 1, &end, 16);
-    const unsigned long long ino = std::strtoull(inode.c_str(), nullptr, 10);
-    if (port == 0 || port > 65535) continue;
-    for (std::uint64_t wanted : inodes) {
-      if (wanted == ino) ports.push_back(static_cast<std::uint16_t>(port));
+    const auto colon = local.find(':');
+    if (colon != 8 && colon != 32) continue;
+    if (local.find_first_not_of("0123456789abcdefABCDEF:") != std::string::npos) continue;
+    Listener l;
+    l.ipv6 = colon == 32;
+    for (std::size_t word = 0; word < colon / 8; ++word) {
+      const auto value =
+          static_cast<std::uint32_t>(std::strtoul(local.substr(word * 8, 8).c_str(), nullptr, 16));
+      std::memcpy(l.address.data() + word * 4, &value, 4);
     }
+    const std::string port_hex = local.substr(colon + 1);
+    const unsigned long port = port_hex.size() == 4 ? std::strtoul(port_hex.c_str(), nullptr, 16) : 0;
+    if (port == 0 || port > 65535) continue;
+    l.port = static_cast<std::uint16_t>(port);
+    const unsigned long long ino = std::strtoull(inode.c_str(), nullptr, 10);
+    if (std::find(inodes.begin(), inodes.end(), ino) != inodes.end()) found.push_back(l);
   }
-  return ports;
+  return found;
 }
 
 int control_request(const Context& ctx, const std::string& request) {

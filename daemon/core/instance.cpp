@@ -228,4 +228,31 @@ Result<std::vector<InstanceSpec>> parse_registration(std::string_view text, cons
   return specs;
 }
 
+bool is_removal(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && text[first] == '-';
+}
+
+Result<std::vector<InstanceSpec>> parse_removal(std::string_view text, const Limits& limits) {
+  std::vector<InstanceSpec> specs;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    const std::string_view bare = trim(line);
+    if (bare.empty() && line.find('\0') == std::string_view::npos) continue;
+    if (!bare.starts_with('-')) return bad("expected '-ENDPOINT' in a removal", bare);
+    auto spec = parse_line(bare.substr(1), limits);
+    if (!spec) return spec.error();
+    std::erase_if(specs, [&](const InstanceSpec& s) { return s.endpoint == spec->endpoint; });
+    specs.push_back(InstanceSpec{std::move(spec->endpoint), Check{}});
+    if (specs.size() > limits.max_instances_per_service) {
+      return Error{Errc::too_many_instances,
+                   "more than " + std::to_string(limits.max_instances_per_service) +
+                       " instances in one service"};
+    }
+  }
+  return specs;
+}
+
 }  // namespace regfs

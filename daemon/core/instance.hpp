@@ -75,6 +75,16 @@ Result<InstanceSpec> parse_line(std::string_view line, const Limits& limits);
 Result<std::vector<InstanceSpec>> parse_registration(std::string_view text,
                                                      const Limits& limits);
 
+// A write that removes instances instead of registering them: every line is
+// `-ENDPOINT` (a registration line with a leading '-'; the endpoint names the
+// instance, a check after it is ignored), blank lines ignored. A text is a
+// removal when its first non-blank character is '-'.
+bool is_removal(std::string_view text);
+
+// Parses a removal (above); the specs carry only the endpoints to remove. Any
+// bad line fails the whole text.
+Result<std::vector<InstanceSpec>> parse_removal(std::string_view text, const Limits& limits);
+
 // Parses "tcp", "http:/path", "none".
 Result<Check> parse_check(std::string_view text);
 

@@ -88,6 +88,17 @@ Result<std::vector<InstanceSpec>> merge_write(const std::vector<InstanceSpec>& c
                                               std::vector<InstanceSpec> specs, WriteMode mode,
                                               std::size_t services_held, const Limits& limits) {
   std::vector<InstanceSpec> result;
+  if (mode == WriteMode::remove) {
+    result = current;
+    for (const auto& spec : specs) {
+      if (std::erase_if(result, [&](const InstanceSpec& s) { return s.endpoint == spec.endpoint; }) == 0) {
+        std::string detail = "this node holds no instance at ";
+        detail += to_string(spec.endpoint);
+        return Error{Errc::not_found, std::move(detail)};
+      }
+    }
+    return result;
+  }
   if (mode == WriteMode::append) result = current;
   for (auto& spec : specs) {
     std::erase_if(result, [&](const InstanceSpec& s) { return s.endpoint == spec.endpoint; });

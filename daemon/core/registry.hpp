@@ -60,11 +60,14 @@ class Registry {
   std::uint64_t next_version_ = 1;
 };
 
-// How a write through the mount combines with what the node already holds.
-enum class WriteMode { replace, append };
+// How a write through the mount combines with what the node already holds:
+// `remove` takes out the instances whose endpoints `specs` name (a removal,
+// see is_removal).
+enum class WriteMode { replace, append, remove };
 
 // The instances this node will hold in a service after a write of `specs`
-// over `current`, or the limit it breaks. `services_held` counts the services
+// over `current`, or the limit it breaks (for `remove`: not_found when this
+// node holds no instance at one of the endpoints). `services_held` counts the services
 // this node holds now; `adds_service` says whether `current` is empty.
 Result<std::vector<InstanceSpec>> merge_write(const std::vector<InstanceSpec>& current,
                                               std::vector<InstanceSpec> specs, WriteMode mode,

@@ -143,3 +143,29 @@ TEST_CASE("random bytes never crash the parser") {
     }
   }
 }
+
+TEST_CASE("removals: -ENDPOINT lines name the instances to remove") {
+  CHECK(is_removal("-:8080\n"));
+  CHECK(is_removal("  \n -10.0.0.5:80"));
+  CHECK_FALSE(is_removal("10.0.0.5:80\n-10.0.0.6:80\n"));
+  // No registration line starts with '-' (no host does), so the forms cannot mix.
+  CHECK_FALSE(parse_registration("10.0.0.5:80\n-10.0.0.6:80\n", kLimits).ok());
+  CHECK_FALSE(parse_registration("-:80\n", kLimits).ok());
+  CHECK_FALSE(is_removal(""));
+  CHECK_FALSE(is_removal("\n \n"));
+
+  auto r = parse_removal("-:8080\n\n -[::1]:81 check=http:/health\n-0.0.0.0:8080\n", kLimits);
+  REQUIRE(r.ok());
+  REQUIRE(r->size() == 2);  // :8080 and 0.0.0.0:8080 are the same endpoint
+  CHECK((*r)[0].endpoint == Endpoint{"::1", 81});
+  CHECK((*r)[1].endpoint == Endpoint{"", 8080});
+
+  for (const char* bad : {"-:8080\n10.0.0.5:80\n", "-\n", "--:80\n", "-nonsense\n", "- :80 x\n",
+                          "-:0\n"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_removal(bad, kLimits).ok());
+  }
+  CHECK_FALSE(parse_removal(std::string("-:80\0\n", 6), kLimits).ok());
+  CHECK(parse_removal("-:80\n-" + std::string(600, 'a') + ":80\n", kLimits).error().code ==
+        Errc::line_too_long);
+}

@@ -167,3 +167,32 @@ TEST_CASE("merge_write: replace, append, limits") {
   REQUIRE_FALSE(new_service.ok());
   CHECK(new_service.error().code == Errc::too_many_services);
 }
+
+TEST_CASE("merge_write: remove takes out exactly the named instances") {
+  const Limits limits;
+  const std::vector<InstanceSpec> current{spec("10.0.0.1", 80), spec("10.0.0.2", 80),
+                                          spec("10.0.0.3", 80)};
+  auto one = merge_write(current, {spec("10.0.0.2", 80)}, WriteMode::remove, 1, limits);
+  REQUIRE(one.ok());
+  CHECK(*one == std::vector<InstanceSpec>{spec("10.0.0.1", 80), spec("10.0.0.3", 80)});
+
+  // The check does not matter: the endpoint names the instance.
+  InstanceSpec other_check = spec("10.0.0.1", 80);
+  other_check.check = Check{Check::Kind::none, {}};
+  auto by_endpoint = merge_write(*one, {other_check}, WriteMode::remove, 1, limits);
+  REQUIRE(by_endpoint.ok());
+  CHECK(*by_endpoint == std::vector<InstanceSpec>{spec("10.0.0.3", 80)});
+
+  auto last = merge_write(*by_endpoint, {spec("10.0.0.3", 80)}, WriteMode::remove, 1, limits);
+  REQUIRE(last.ok());
+  CHECK(last->empty());
+
+  // One endpoint this node does not hold fails the whole removal.
+  auto missing = merge_write(current, {spec("10.0.0.1", 80), spec("10.0.0.9", 80)},
+                             WriteMode::remove, 1, limits);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == Errc::not_found);
+  auto none_held = merge_write({}, {spec("10.0.0.1", 80)}, WriteMode::remove, 0, limits);
+  REQUIRE_FALSE(none_held.ok());
+  CHECK(none_held.error().code == Errc::not_found);
+}
