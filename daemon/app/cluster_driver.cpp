@@ -10,6 +10,9 @@ namespace regfs {
 
 namespace asio = boost::asio;
 
+// The transport's seal must fit in what the wire format leaves of a datagram.
+static_assert(transport::kSealOverhead <= cluster::kSealReserve);
+
 namespace {
 constexpr auto kStaleFile = std::chrono::minutes(5);
 constexpr auto kLeaveLinger = std::chrono::milliseconds(300);
@@ -142,10 +145,21 @@ void ClusterDriver::refresh_sources() {
       resolve_dns(source.substr(0, colon), source.substr(colon + 1));  // HOST:PORT by name
     }
   }
+  warn_stale();
   sources_timer_.expires_after(std::min<Duration>(rejoin_, seconds(10)));
   sources_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec && !stopping_) refresh_sources();
   });
+}
+
+void ClusterDriver::warn_stale() {
+  const auto& t = transport_->stats();
+  if (t.stale == stale_seen_) return;
+  spdlog::warn("cluster: {} datagrams refused for their time stamp, the latest from {} stamped {} ms "
+               "from this node's clock (tolerance {} ms): are the clocks synchronised?",
+               t.stale - stale_seen_, t.last_stale_from, t.last_stale_skew_ms,
+               transport::kClockToleranceMs);
+  stale_seen_ = t.stale;
 }
 
 void ClusterDriver::resolve_dns(const std::string& host, const std::string& port) {
@@ -218,6 +232,14 @@ std::string ClusterDriver::metrics_text() const {
   counter("net_bytes_out_total", "Bytes sent.", t.bytes_out);
   counter("net_auth_failures_total", "Frames that failed authentication.", t.auth_failures);
   counter("net_dropped_total", "Frames dropped: oversized, malformed, or failed to send.", t.dropped);
+  counter("net_replays_total", "Authentic datagrams refused because they arrived before.", t.replays);
+  counter("net_stale_total", "Authentic datagrams refused: stamped over 60 s from this node's clock.",
+          t.stale);
+  counter("net_streams_refused_total", "TCP exchanges closed at a connection limit.", t.streams_refused);
+  counter("net_stream_timeouts_total", "TCP exchanges that did not complete in time.", t.stream_timeouts);
+  counter("net_accept_errors_total", "TCP accepts that failed (e.g. out of descriptors).", t.accept_errors);
+  out << "# HELP regfs_net_streams_open Inbound TCP exchanges in progress.\n"
+      << "# TYPE regfs_net_streams_open gauge\nregfs_net_streams_open " << t.streams_open << "\n";
   out << "# HELP regfs_cluster_members Members alive or suspect, this node included.\n"
       << "# TYPE regfs_cluster_members gauge\nregfs_cluster_members " << core_.live_members() << "\n";
   return out.str();

@@ -53,6 +53,8 @@ class ClusterDriver {
   void resolve_dns(const std::string& host, const std::string& port);
   void file_sources(const std::string& dir);
   void add_seed(const std::string& addr);
+  // Logs datagrams refused for their time stamp since the last call.
+  void warn_stale();
 
   boost::asio::io_context& io_;
   Node& node_;
@@ -69,6 +71,7 @@ class ClusterDriver {
   std::vector<std::string> own_files_;  // file:DIR entries to remove on leave
   Duration rejoin_;
   std::uint64_t suspicions_ = 0;  // members seen turning suspect
+  std::uint64_t stale_seen_ = 0;  // transport's stale count at the last warn_stale()
   bool stopping_ = false;
 };
 

@@ -38,13 +38,30 @@ void next_nonce(std::uint8_t* out) {
 
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'F';
-constexpr std::uint8_t kVersion = 1;
-constexpr std::size_t kHeader = 3;
+constexpr std::uint8_t kVersion = 2;
+constexpr std::size_t kNonceAt = 4;
+constexpr std::size_t kTimeAt = 28;
 constexpr std::size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr std::size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 constexpr std::size_t kMaxSealed = 16 * 1024 * 1024;
 
-static_assert(kHeader + kNonce + kTag == kSealOverhead);
+static_assert(kNonceAt + kNonce == kTimeAt && kTimeAt + 8 == kSealLabel);
+static_assert(kSealLabel + kTag == kSealOverhead);
+
+bool known_kind(std::uint8_t k) {
+  return k == static_cast<std::uint8_t>(SealKind::packet) ||
+         k == static_cast<std::uint8_t>(SealKind::stream_header) ||
+         k == static_cast<std::uint8_t>(SealKind::stream_body);
+}
+
+// The associated data: the label, then the context.
+std::vector<std::uint8_t> associated(std::span<const std::uint8_t> label,
+                                     std::span<const std::uint8_t> context) {
+  std::vector<std::uint8_t> ad(label.size() + context.size());
+  std::memcpy(ad.data(), label.data(), label.size());
+  if (!context.empty()) std::memcpy(ad.data() + label.size(), context.data(), context.size());
+  return ad;
+}
 
 void ensure_sodium() {
   static const bool ready = sodium_init() >= 0;
@@ -54,6 +71,11 @@ void ensure_sodium() {
 Error bad_key(std::string what) { return Error{Errc::invalid_line, "keyring: " + std::move(what)}; }
 
 }  // namespace
+
+void random_bytes(std::span<std::uint8_t> out) {
+  ensure_sodium();
+  randombytes_buf(out.data(), out.size());
+}
 
 std::string base64_encode(std::span<const std::uint8_t> bytes) {
   static constexpr char kAlphabet[] =
@@ -149,36 +171,56 @@ std::string Keyring::generate_key() {
   return base64_encode(key);
 }
 
-std::vector<std::uint8_t> Keyring::seal(std::span<const std::uint8_t> plain) const {
-  std::vector<std::uint8_t> out(kHeader + kNonce + plain.size() + kTag);
+std::optional<SealLabel> peek_label(std::span<const std::uint8_t> sealed) {
+  if (sealed.size() < kSealOverhead || sealed[0] != kMagic0 || sealed[1] != kMagic1 ||
+      sealed[2] != kVersion || !known_kind(sealed[3])) {
+    return std::nullopt;
+  }
+  SealLabel l;
+  l.kind = static_cast<SealKind>(sealed[3]);
+  std::memcpy(l.stream.data(), sealed.data() + kNonceAt, l.stream.size());
+  for (int i = 0; i < 8; ++i) l.counter |= std::uint64_t{sealed[kNonceAt + 16 + i]} << (8 * i);
+  for (int i = 0; i < 8; ++i) l.time_ms = (l.time_ms << 8) | sealed[kTimeAt + i];
+  return l;
+}
+
+std::vector<std::uint8_t> Keyring::seal(SealKind kind, std::uint64_t time_ms,
+                                        std::span<const std::uint8_t> plain,
+                                        std::span<const std::uint8_t> context) const {
+  std::vector<std::uint8_t> out(kSealLabel + plain.size() + kTag);
   out[0] = kMagic0;
   out[1] = kMagic1;
   out[2] = kVersion;
+  out[3] = static_cast<std::uint8_t>(kind);
   static_assert(kNonce == 24);
-  next_nonce(out.data() + kHeader);
+  next_nonce(out.data() + kNonceAt);
+  for (int i = 0; i < 8; ++i) out[kTimeAt + i] = static_cast<std::uint8_t>(time_ms >> (56 - 8 * i));
+  const auto ad = associated(std::span(out.data(), kSealLabel), context);
   unsigned long long written = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kHeader + kNonce, &written, plain.data(),
-                                             plain.size(), out.data(), kHeader, nullptr,
-                                             out.data() + kHeader, keys_.front().data());
-  out.resize(kHeader + kNonce + written);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kSealLabel, &written, plain.data(),
+                                             plain.size(), ad.data(), ad.size(), nullptr,
+                                             out.data() + kNonceAt, keys_.front().data());
+  out.resize(kSealLabel + written);
   return out;
 }
 
-Result<std::vector<std::uint8_t>> Keyring::open(std::span<const std::uint8_t> sealed) const {
+Result<std::vector<std::uint8_t>> Keyring::open(SealKind kind, std::span<const std::uint8_t> sealed,
+                                                std::span<const std::uint8_t> context) const {
   if (sealed.size() < kSealOverhead || sealed.size() > kMaxSealed) {
     return Error{Errc::invalid_line, "sealed frame of " + std::to_string(sealed.size()) + " bytes"};
   }
-  if (sealed[0] != kMagic0 || sealed[1] != kMagic1 || sealed[2] != kVersion) {
-    return Error{Errc::invalid_line, "not a sealed regfs frame"};
-  }
+  const auto label = peek_label(sealed);
+  if (!label) return Error{Errc::invalid_line, "not a sealed regfs frame"};
+  if (label->kind != kind) return Error{Errc::invalid_line, "sealed frame of another kind"};
   std::vector<std::uint8_t> plain(sealed.size() - kSealOverhead);
-  const std::uint8_t* nonce = sealed.data() + kHeader;
-  const std::uint8_t* cipher = nonce + kNonce;
-  const std::size_t cipher_len = sealed.size() - kHeader - kNonce;
+  const auto ad = associated(sealed.first(kSealLabel), context);
+  const std::uint8_t* nonce = sealed.data() + kNonceAt;
+  const std::uint8_t* cipher = sealed.data() + kSealLabel;
+  const std::size_t cipher_len = sealed.size() - kSealLabel;
   for (const Key& key : keys_) {
     unsigned long long len = 0;
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.data(), &len, nullptr, cipher, cipher_len,
-                                                   sealed.data(), kHeader, nonce, key.data()) == 0) {
+                                                   ad.data(), ad.size(), nonce, key.data()) == 0) {
       plain.resize(len);
       return plain;
     }

@@ -1,5 +1,7 @@
 #include "transport.hpp"
 
+#include "stream.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -14,37 +16,14 @@ using asio::ip::udp;
 using boost::system::error_code;
 
 namespace {
-
 constexpr std::size_t kMaxDatagram = 65536;
-constexpr auto kStreamTimeout = std::chrono::seconds(5);
-
-void put_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-std::uint32_t get_u32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-
-// One inbound or outbound TCP exchange, alive while its handlers run.
-struct StreamConn : std::enable_shared_from_this<StreamConn> {
-  explicit StreamConn(asio::io_context& io) : socket(io), timer(io) {}
-  tcp::socket socket;
-  asio::steady_timer timer;
-  std::array<std::uint8_t, 4> header{};
-  std::vector<std::uint8_t> body;
-  void arm() {
-    timer.expires_after(kStreamTimeout);
-    timer.async_wait([self = shared_from_this()](const error_code& ec) {
-      if (!ec) {
-        error_code ignored;
-        self->socket.close(ignored);
-      }
-    });
-  }
-};
-
 }  // namespace
+
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
 
 std::optional<std::pair<asio::ip::address, std::uint16_t>> parse_addr(const std::string& text) {
   const auto colon = text.rfind(':');
@@ -65,14 +44,15 @@ std::string format_addr(const asio::ip::address& a, std::uint16_t port) {
                    : a.to_string() + ":" + std::to_string(port);
 }
 
-Transport::Transport(asio::io_context& io, std::optional<Keyring> keyring, std::size_t max_stream,
+Transport::Transport(asio::io_context& io, std::optional<Keyring> keyring, StreamLimits limits,
                      Deliver deliver)
     : io_(io),
       keyring_(std::move(keyring)),
-      max_stream_(max_stream),
+      limits_(limits),
       deliver_(std::move(deliver)),
       udp_(io),
       acceptor_(io),
+      accept_timer_(io),
       packet_buf_(kMaxDatagram) {}
 
 Transport::~Transport() { close(); }
@@ -80,9 +60,17 @@ Transport::~Transport() { close(); }
 Result<std::unique_ptr<Transport>> Transport::open(asio::io_context& io, const std::string& bind,
                                                    std::optional<Keyring> keyring,
                                                    std::size_t max_stream, Deliver deliver) {
+  StreamLimits limits;
+  limits.max_frame = max_stream;
+  return open(io, bind, std::move(keyring), limits, std::move(deliver));
+}
+
+Result<std::unique_ptr<Transport>> Transport::open(asio::io_context& io, const std::string& bind,
+                                                   std::optional<Keyring> keyring,
+                                                   StreamLimits limits, Deliver deliver) {
   const auto addr = parse_addr(bind);
   if (!addr) return Error{Errc::invalid_line, "--bind: expected IP:PORT, got '" + bind + "'"};
-  auto t = std::unique_ptr<Transport>(new Transport(io, std::move(keyring), max_stream, std::move(deliver)));
+  auto t = std::unique_ptr<Transport>(new Transport(io, std::move(keyring), limits, std::move(deliver)));
   error_code ec;
   tcp::endpoint tep(addr->first, addr->second);
   t->acceptor_.open(tep.protocol(), ec);
@@ -100,33 +88,42 @@ Result<std::unique_ptr<Transport>> Transport::open(asio::io_context& io, const s
   return t;
 }
 
-std::vector<std::uint8_t> Transport::seal(std::span<const std::uint8_t> plain) const {
-  if (!keyring_) return {plain.begin(), plain.end()};
-  return keyring_->seal(plain);
+std::vector<std::uint8_t> Transport::seal_packet(std::span<const std::uint8_t> frame) const {
+  if (!keyring_) return {frame.begin(), frame.end()};
+  return keyring_->seal(SealKind::packet, wall_ms(), frame);
 }
 
-std::optional<std::vector<std::uint8_t>> Transport::open_frame(std::span<const std::uint8_t> sealed) {
-  if (!keyring_) return std::vector<std::uint8_t>(sealed.begin(), sealed.end());
-  auto plain = keyring_->open(sealed);
+void Transport::on_packet(std::span<const std::uint8_t> data) {
+  ++stats_.packets_in;
+  stats_.bytes_in += data.size();
+  const std::string from = format_addr(packet_from_.address(), packet_from_.port());
+  if (!keyring_) return deliver_(from, false, data);
+  auto plain = keyring_->open(SealKind::packet, data);
   if (!plain) {
     ++stats_.auth_failures;
-    return std::nullopt;
+    return;
   }
-  return std::move(*plain);
+  const auto label = peek_label(data);  // opened, so present and authentic
+  const std::uint64_t now = wall_ms();
+  switch (replay_.admit(*label, now)) {
+    case ReplayGuard::Verdict::fresh:
+      return deliver_(from, false, *plain);
+    case ReplayGuard::Verdict::replayed:
+      ++stats_.replays;
+      return;
+    case ReplayGuard::Verdict::stale:
+      ++stats_.stale;
+      stats_.last_stale_skew_ms = static_cast<std::int64_t>(label->time_ms - now);
+      stats_.last_stale_from = from;
+      return;
+  }
 }
 
 void Transport::receive_packet() {
   udp_.async_receive_from(asio::buffer(packet_buf_), packet_from_,
                           [this](const error_code& ec, std::size_t n) {
                             if (closed_ || ec == asio::error::operation_aborted) return;
-                            if (!ec) {
-                              ++stats_.packets_in;
-                              stats_.bytes_in += n;
-                              if (auto plain = open_frame({packet_buf_.data(), n})) {
-                                deliver_(format_addr(packet_from_.address(), packet_from_.port()),
-                                         false, *plain);
-                              }
-                            }
+                            if (!ec) on_packet({packet_buf_.data(), n});
                             receive_packet();
                           });
 }
@@ -137,7 +134,7 @@ void Transport::send_packet(const std::string& to, std::vector<std::uint8_t> fra
     ++stats_.dropped;
     return;
   }
-  auto sealed = seal(frame);
+  auto sealed = seal_packet(frame);
   ++stats_.packets_out;
   stats_.bytes_out += sealed.size();
   queue_sealed(udp::endpoint(addr->first, addr->second), std::move(sealed));
@@ -162,7 +159,7 @@ void Transport::send_packets(std::vector<Datagram> batch) {
       ++stats_.dropped;
       continue;
     }
-    sealed.push_back(seal(d.frame));
+    sealed.push_back(seal_packet(d.frame));
     to.emplace_back(addr->first, addr->second);
     ++stats_.packets_out;
     stats_.bytes_out += sealed.back().size();
@@ -195,90 +192,14 @@ void Transport::send_packets(std::vector<Datagram> batch) {
   for (std::size_t i = done; i < sealed.size(); ++i) queue_sealed(to[i], std::move(sealed[i]));
 }
 
-void Transport::send_stream(const std::string& to, std::vector<std::uint8_t> frame) {
-  const auto addr = parse_addr(to);
-  if (!addr || closed_) {
-    ++stats_.dropped;
-    return;
-  }
-  std::vector<std::uint8_t> inner;
-  inner.reserve(2 + advertised_.size() + frame.size());
-  inner.push_back(static_cast<std::uint8_t>(advertised_.size() >> 8));
-  inner.push_back(static_cast<std::uint8_t>(advertised_.size()));
-  inner.insert(inner.end(), advertised_.begin(), advertised_.end());
-  inner.insert(inner.end(), frame.begin(), frame.end());
-  const auto sealed = seal(inner);
-  auto conn = std::make_shared<StreamConn>(io_);
-  conn->body.reserve(4 + sealed.size());
-  put_u32(conn->body, static_cast<std::uint32_t>(sealed.size()));
-  conn->body.insert(conn->body.end(), sealed.begin(), sealed.end());
-  ++stats_.streams_out;
-  stats_.bytes_out += conn->body.size();
-  conn->arm();
-  conn->socket.async_connect(tcp::endpoint(addr->first, addr->second), [this, conn](const error_code& ec) {
-    if (ec) {
-      ++stats_.dropped;
-      conn->timer.cancel();
-      return;
-    }
-    asio::async_write(conn->socket, asio::buffer(conn->body), [this, conn](const error_code& wec, std::size_t) {
-      if (wec) ++stats_.dropped;
-      conn->timer.cancel();
-      error_code ignored;
-      conn->socket.close(ignored);
-    });
-  });
-}
-
-void Transport::accept_stream() {
-  auto conn = std::make_shared<StreamConn>(io_);
-  acceptor_.async_accept(conn->socket, [this, conn](const error_code& ec) {
-    if (closed_ || ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      conn->arm();
-      asio::async_read(conn->socket, asio::buffer(conn->header), [this, conn](const error_code& hec, std::size_t) {
-        if (hec) return;
-        const std::uint32_t len = get_u32(conn->header.data());
-        if (len > max_stream_ + kSealOverhead + 2 + 300) {
-          ++stats_.dropped;
-          return;
-        }
-        conn->body.resize(len);
-        asio::async_read(conn->socket, asio::buffer(conn->body), [this, conn](const error_code& bec, std::size_t) {
-          conn->timer.cancel();
-          if (bec || closed_) return;
-          ++stats_.streams_in;
-          stats_.bytes_in += 4 + conn->body.size();
-          auto plain = open_frame(conn->body);
-          if (!plain) return;
-          if (plain->size() < 2) {
-            ++stats_.dropped;
-            return;
-          }
-          const std::size_t alen = (std::size_t{(*plain)[0]} << 8) | (*plain)[1];
-          if (2 + alen > plain->size()) {
-            ++stats_.dropped;
-            return;
-          }
-          const std::string from(plain->begin() + 2, plain->begin() + 2 + static_cast<long>(alen));
-          if (!parse_addr(from)) {
-            ++stats_.dropped;
-            return;
-          }
-          deliver_(from, true, std::span(plain->data() + 2 + alen, plain->size() - 2 - alen));
-        });
-      });
-    }
-    accept_stream();
-  });
-}
-
 void Transport::close() {
   if (closed_) return;
   closed_ = true;
   error_code ignored;
   udp_.close(ignored);
   acceptor_.close(ignored);
+  accept_timer_.cancel();
+  while (!inbound_.empty()) finish(inbound_.begin()->second);
 }
 
 }  // namespace regfs::transport

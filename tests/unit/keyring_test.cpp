@@ -52,27 +52,53 @@ TEST_CASE("seal and open, rotation, forgery") {
   const Keyring other = ring({b});
   const auto msg = bytes("probe 42");
 
-  auto sealed = old_ring.seal(msg);
+  auto sealed = old_ring.seal(SealKind::packet, 1, msg);
   CHECK(sealed.size() == msg.size() + kSealOverhead);
-  REQUIRE(old_ring.open(sealed).ok());
-  CHECK(*old_ring.open(sealed) == msg);
-  CHECK(rotating.open(sealed).ok());      // the second key still opens
-  CHECK_FALSE(other.open(sealed).ok());   // a stranger's key does not
-  CHECK(old_ring.open(rotating.seal(msg)).ok() == false);  // sends with its first key, b
+  REQUIRE(old_ring.open(SealKind::packet, sealed).ok());
+  CHECK(*old_ring.open(SealKind::packet, sealed) == msg);
+  CHECK(rotating.open(SealKind::packet, sealed).ok());      // the second key still opens
+  CHECK_FALSE(other.open(SealKind::packet, sealed).ok());   // a stranger's key does not
+  CHECK(old_ring.open(SealKind::packet, rotating.seal(SealKind::packet, 1, msg)).ok() == false);  // sends with its first key, b
 
   SECTION("every flipped bit is detected") {
     for (std::size_t i = 0; i < sealed.size(); ++i) {
       auto copy = sealed;
       copy[i] ^= 0x01;
-      CHECK_FALSE(old_ring.open(copy).ok());
+      CHECK_FALSE(old_ring.open(SealKind::packet, copy).ok());
     }
   }
   SECTION("truncated and empty frames") {
     for (std::size_t n = 0; n < sealed.size(); ++n) {
-      CHECK_FALSE(old_ring.open(std::span(sealed.data(), n)).ok());
+      CHECK_FALSE(old_ring.open(SealKind::packet, std::span(sealed.data(), n)).ok());
     }
   }
-  SECTION("nonces differ") { CHECK(old_ring.seal(msg) != old_ring.seal(msg)); }
+  SECTION("a frame opens only as its own kind and with its own context") {
+    const std::vector<std::uint8_t> challenge(16, 7), other_challenge(16, 8);
+    const auto header = old_ring.seal(SealKind::stream_header, 5, msg, challenge);
+    CHECK(old_ring.open(SealKind::stream_header, header, challenge).ok());
+    CHECK_FALSE(old_ring.open(SealKind::stream_header, header, other_challenge).ok());
+    CHECK_FALSE(old_ring.open(SealKind::stream_header, header).ok());
+    CHECK_FALSE(old_ring.open(SealKind::stream_body, header, challenge).ok());
+    CHECK_FALSE(old_ring.open(SealKind::stream_header, sealed, challenge).ok());
+    auto relabelled = header;
+    relabelled[3] = static_cast<std::uint8_t>(SealKind::stream_body);
+    CHECK_FALSE(old_ring.open(SealKind::stream_body, relabelled, challenge).ok());
+  }
+  SECTION("the label is readable and cannot be altered") {
+    const auto a1 = old_ring.seal(SealKind::packet, 1234567890123, msg);
+    const auto a2 = old_ring.seal(SealKind::packet, 1234567890124, msg);
+    const auto l1 = peek_label(a1), l2 = peek_label(a2);
+    REQUIRE(l1);
+    REQUIRE(l2);
+    CHECK(l1->kind == SealKind::packet);
+    CHECK(l1->time_ms == 1234567890123);
+    CHECK(l1->stream == l2->stream);
+    CHECK(l2->counter == l1->counter + 1);
+    auto moved = a1;
+    moved[35] ^= 1;  // the time stamp's last byte
+    CHECK_FALSE(old_ring.open(SealKind::packet, moved).ok());
+  }
+  SECTION("nonces differ") { CHECK(old_ring.seal(SealKind::packet, 1, msg) != old_ring.seal(SealKind::packet, 1, msg)); }
 }
 
 TEST_CASE("no two sealed packets share a nonce, across threads and forks") {
@@ -80,17 +106,17 @@ TEST_CASE("no two sealed packets share a nonce, across threads and forks") {
   REQUIRE(ring.ok());
   const std::vector<std::uint8_t> plain{1, 2, 3};
   auto nonce_of = [](const std::vector<std::uint8_t>& sealed) {
-    return std::vector<std::uint8_t>(sealed.begin() + 3, sealed.begin() + 3 + 24);
+    return std::vector<std::uint8_t>(sealed.begin() + 4, sealed.begin() + 4 + 24);
   };
   std::set<std::vector<std::uint8_t>> seen;
   for (int i = 0; i < 10000; ++i) {
-    const auto sealed = ring->seal(plain);
-    REQUIRE(ring->open(sealed).ok());
+    const auto sealed = ring->seal(SealKind::packet, 1, plain);
+    REQUIRE(ring->open(SealKind::packet, sealed).ok());
     CHECK(seen.insert(nonce_of(sealed)).second);
   }
   std::vector<std::vector<std::uint8_t>> other;
   std::thread([&] {
-    for (int i = 0; i < 100; ++i) other.push_back(nonce_of(ring->seal(plain)));
+    for (int i = 0; i < 100; ++i) other.push_back(nonce_of(ring->seal(SealKind::packet, 1, plain)));
   }).join();
   for (const auto& n : other) CHECK(seen.insert(n).second);
 
@@ -100,7 +126,7 @@ TEST_CASE("no two sealed packets share a nonce, across threads and forks") {
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
-    const auto n = nonce_of(ring->seal(plain));
+    const auto n = nonce_of(ring->seal(SealKind::packet, 1, plain));
     const bool ok = ::write(fds[1], n.data(), n.size()) == static_cast<ssize_t>(n.size());
     ::_exit(ok ? 0 : 1);
   }
@@ -111,5 +137,5 @@ TEST_CASE("no two sealed packets share a nonce, across threads and forks") {
   ::close(fds[0]);
   ::close(fds[1]);
   CHECK(seen.insert(from_child).second);
-  CHECK(seen.insert(nonce_of(ring->seal(plain))).second);  // the parent's next one
+  CHECK(seen.insert(nonce_of(ring->seal(SealKind::packet, 1, plain))).second);  // the parent's next one
 }
