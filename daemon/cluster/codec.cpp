@@ -212,13 +212,16 @@ Decoded<Frame> decode_frame(std::span<const std::uint8_t> bytes, const WireLimit
   }
   f.sender = get_node(r);
   if (!r.ok()) return D::failure("bad sender");
+  wire::Budget budget{limits.max_elements};
   while (r.ok() && !r.at_end()) {
     const std::uint8_t type = r.u8();
     const std::uint64_t len = r.varint();
     if (!r.ok() || len > r.remaining()) return D::failure("truncated message");
-    Reader body_reader(r.take(static_cast<std::size_t>(len)));
+    Reader body_reader(r.take(static_cast<std::size_t>(len)), &budget);
     if (!known_type(type)) continue;
-    Message m = decode_body(type, body_reader, limits);
+    Message m;
+    if (body_reader.charge(1)) m = decode_body(type, body_reader, limits);
+    if (budget.exceeded) return D::failure("frame over the element limit");
     if (!body_reader.ok()) return D::failure("malformed message of type " + std::to_string(type));
     f.messages.push_back(std::move(m));
   }

@@ -33,6 +33,9 @@ struct WireLimits {
   std::size_t max_instances = 256;                     // instances in one entry
   std::size_t max_members = 65536;                     // records in one SyncState
   std::size_t max_items = 65536;                       // entries in one OriginChunk
+  // Messages, member records, digests, items and instances in one frame, all
+  // counted together: what a frame may decode into, whatever it holds.
+  std::size_t max_elements = 1u << 18;
 };
 
 // A decoded value, or why the bytes were refused.

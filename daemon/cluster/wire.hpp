@@ -5,6 +5,8 @@
 // it was given can justify: every length is checked against both a caller's
 // bound and the bytes that remain. A failure is sticky (ok() turns false and
 // every later read yields zero/empty), so a decoder checks once at the end.
+// Counts are also charged to a budget shared by a whole frame, so that many
+// small elements cannot decode into much more memory than the bytes took.
 #pragma once
 
 #include <cstdint>
@@ -43,9 +45,17 @@ class Writer {
   std::vector<std::uint8_t> buf_;
 };
 
+// Elements (messages, records, items ...) a whole frame may still decode
+// into, shared by the readers of its messages.
+struct Budget {
+  std::size_t left = 0;
+  bool exceeded = false;
+};
+
 class Reader {
  public:
-  explicit Reader(std::span<const std::uint8_t> data) : data_(data) {}
+  explicit Reader(std::span<const std::uint8_t> data, Budget* budget = nullptr)
+      : data_(data), budget_(budget) {}
 
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == data_.size(); }
@@ -90,11 +100,24 @@ class Reader {
     return s;
   }
   // An element count of at most `max`, each element taking at least
-  // `min_bytes`: what a caller may reserve without trusting the input.
+  // `min_bytes`, and charged to the frame's budget: what a caller may
+  // reserve without trusting the input.
   std::size_t count(std::size_t max, std::size_t min_bytes) {
     const std::uint64_t n = varint();
     if (!ok_ || n > max || n * min_bytes > remaining()) { fail(); return 0; }
+    if (!charge(static_cast<std::size_t>(n))) return 0;
     return static_cast<std::size_t>(n);
+  }
+  // Takes `n` elements from the frame's budget; fails when it has not that many.
+  bool charge(std::size_t n) {
+    if (budget_ == nullptr) return true;
+    if (n > budget_->left) {
+      budget_->exceeded = true;
+      fail();
+      return false;
+    }
+    budget_->left -= n;
+    return true;
   }
   // The next `n` bytes as a sub-span (n checked against what remains).
   std::span<const std::uint8_t> take(std::size_t n) {
@@ -106,6 +129,7 @@ class Reader {
 
  private:
   std::span<const std::uint8_t> data_;
+  Budget* budget_;
   std::size_t pos_ = 0;
   bool ok_ = true;
 };

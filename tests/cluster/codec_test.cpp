@@ -152,3 +152,30 @@ TEST_CASE("varints refuse overlong and overflowing encodings", "[codec]") {
   b.varint32();
   CHECK_FALSE(b.ok());
 }
+
+TEST_CASE("one frame decodes into a bounded number of messages and elements", "[codec]") {
+  const WireLimits limits;
+  // An 8 MiB stream of 3-byte Acks would be 2.8 million variants; a frame
+  // just past the bound is refused, one at the bound decodes.
+  auto acks = [](std::size_t n) {
+    auto frame = encode_header(Channel::stream, NodeId{"s", 1});
+    const auto ack = encode_message(Ack{1});
+    for (std::size_t i = 0; i < n; ++i) frame.insert(frame.end(), ack.begin(), ack.end());
+    return frame;
+  };
+  CHECK(decode_frame(acks(limits.max_elements), limits).ok());
+  const auto over = acks(limits.max_elements + 1);
+  REQUIRE(over.size() <= limits.max_stream);
+  CHECK(decode_frame(over, limits).error() == "frame over the element limit");
+
+  // The bound holds across messages: many SyncStates, each within max_members.
+  SyncState st;
+  st.members.assign(limits.max_members, MemberRecord{NodeId{"m", 1}, 1, MemberState::alive, PeerAddr{"a"}});
+  const auto one = encode_message(st);
+  auto frame = encode_header(Channel::stream, NodeId{"s", 1});
+  for (std::size_t i = 0; i * limits.max_members <= limits.max_elements; ++i) {
+    frame.insert(frame.end(), one.begin(), one.end());
+  }
+  REQUIRE(frame.size() <= limits.max_stream);
+  CHECK_FALSE(decode_frame(frame, limits).ok());
+}
