@@ -33,10 +33,11 @@ std::uint8_t body(Writer& w, const Ping& m) { w.varint(m.seq); put_node(w, m.tar
 std::uint8_t body(Writer& w, const PingReq& m) {
   w.varint(m.seq); put_node(w, m.target); w.str(m.addr.value); return kPingReq;
 }
-std::uint8_t body(Writer& w, const Ack& m) { w.varint(m.seq); return kAck; }
+std::uint8_t body(Writer& w, const Ack& m) { w.varint(m.seq); w.varint(m.registry_hash); return kAck; }
 std::uint8_t body(Writer& w, const Nack& m) { w.varint(m.seq); return kNack; }
 std::uint8_t body(Writer& w, const Alive& m) {
-  put_node(w, m.node); w.varint(m.incarnation); w.str(m.addr.value); return kAlive;
+  put_node(w, m.node); w.varint(m.incarnation); w.str(m.addr.value); w.varint(m.version);
+  return kAlive;
 }
 std::uint8_t body(Writer& w, const Suspect& m) {
   put_node(w, m.node); w.varint(m.incarnation); w.str(m.from); return kSuspect;
@@ -57,7 +58,7 @@ std::uint8_t body(Writer& w, const SyncState& m) {
   w.varint(m.members.size());
   for (const auto& r : m.members) {
     put_node(w, r.node); w.varint(r.incarnation); w.u8(static_cast<std::uint8_t>(r.state));
-    w.str(r.addr.value);
+    w.str(r.addr.value); w.varint(r.version);
   }
   w.varint(m.digests.size());
   for (const auto& d : m.digests) { put_node(w, d.origin); w.varint(d.complete); w.varint(d.max); }
@@ -113,10 +114,11 @@ Message decode_body(std::uint8_t type, Reader& r, const WireLimits& lim) {
       PingReq m; m.seq = r.varint32(); m.target = get_node(r); m.addr.value = r.str(kMaxAddr);
       return m;
     }
-    case kAck: return Ack{r.varint32()};
+    case kAck: { Ack m; m.seq = r.varint32(); m.registry_hash = r.varint(); return m; }
     case kNack: return Nack{r.varint32()};
     case kAlive: {
       Alive m; m.node = get_node(r); m.incarnation = r.varint32(); m.addr.value = r.str(kMaxAddr);
+      m.version = r.varint();
       return m;
     }
     case kSuspect: {
@@ -138,13 +140,14 @@ Message decode_body(std::uint8_t type, Reader& r, const WireLimits& lim) {
       SyncState m;
       m.stage = r.u8();
       if (m.stage != 1 && m.stage != 2) r.fail();
-      m.members.resize(r.count(lim.max_members, 5));
+      m.members.resize(r.count(lim.max_members, 6));
       for (auto& rec : m.members) {
         rec.node = get_node(r); rec.incarnation = r.varint32();
         const std::uint8_t st = r.u8();
         if (st > static_cast<std::uint8_t>(MemberState::left)) r.fail();
         rec.state = static_cast<MemberState>(st);
         rec.addr.value = r.str(kMaxAddr);
+        rec.version = r.varint();
       }
       m.digests.resize(r.count(lim.max_members, 4));
       for (auto& d : m.digests) { d.origin = get_node(r); d.complete = r.varint(); d.max = r.varint(); }

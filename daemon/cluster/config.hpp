@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "cluster/codec.hpp"
+#include "cluster/faults.hpp"
 #include "core/instance.hpp"
 #include "core/time.hpp"
 
@@ -41,14 +42,35 @@ struct Config {
   Duration push_pull_interval = seconds(30);    // scaled up beyond 32 members, as memberlist does
   Duration rejoin_interval = seconds(30);       // seeds are contacted again this often
   Duration rejoin_alone = seconds(1);           // alone, seeds are retried after this, doubling
+  Duration rejoin_alone_max = seconds(4);       // ... up to this: alone, there is nothing to lose
+  // Healing: while members are dead, one of them, at random, is pinged this
+  // often; one that answers was only cut off, and a push-pull with it merges
+  // the two sides at once. One datagram per interval, whatever the cluster size.
+  Duration reconnect_interval = seconds(1);
+  // A member that came back announced changes this node lacks: a push-pull
+  // with it (or another such member) at most this often until none is behind.
+  Duration catch_up_interval = milliseconds(200);
+  // A probe's ack carries the peer's registry hash; on a difference, a
+  // push-pull with it, at most this often (doubling while differences
+  // persist, up to push_pull_interval). This is what merges a partition too
+  // short for anyone to be declared dead.
+  Duration mismatch_sync_interval = seconds(1);
 
   // Memory of what is gone.
-  Duration tombstone_ttl = std::chrono::minutes(5);         // removed services and departed nodes
+  Duration tombstone_ttl = std::chrono::minutes(5);         // removed services and dead members' records
+  // How long a death is remembered after its member record is gone: that
+  // life is refused (its entries, and its Alive unless it refutes) and what
+  // was known of its registrations kept, so that a node cut off for longer
+  // than tombstone_ttl comes back only by refuting, with its entries
+  // registered again, and a returning node cannot bring long-dead members
+  // back as alive.
+  Duration departure_ttl = std::chrono::hours(1);
   Duration purge_interval = seconds(5);
   Duration orphan_grace = seconds(10);          // entries of an origin that is no member
 
   WireLimits wire;
   Limits limits;
+  Faults faults;  // test-only defects (cluster/faults.hpp); all off
 };
 
 }  // namespace regfs::cluster

@@ -31,6 +31,7 @@ struct MemberInfo {
   std::uint32_t incarnation = 0;
   MemberState state = MemberState::alive;
   Time since{};  // when this node saw the state begin
+  std::uint64_t announced = 0;  // registry version the member announced with its incarnation
 };
 
 class MemberTable {

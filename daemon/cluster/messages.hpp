@@ -31,7 +31,13 @@ struct PingReq {     // "probe `target` at `addr` for me": Ack or Nack with seq
   NodeId target;
   PeerAddr addr;
 };
-struct Ack { std::uint32_t seq = 0; };
+struct Ack {
+  std::uint32_t seq = 0;
+  // The responder's registry hash (0 on a relayed ack): a prober that holds
+  // another one starts a push-pull, which is how a short partition that
+  // declared nobody dead still merges within seconds.
+  std::uint64_t registry_hash = 0;
+};
 struct Nack { std::uint32_t seq = 0; };
 
 // --- membership rumors (piggybacked and gossiped) ---
@@ -39,6 +45,9 @@ struct Alive {
   NodeId node;
   std::uint32_t incarnation = 0;
   PeerAddr addr;
+  // The highest registry version the node had issued when it announced this
+  // incarnation: a receiver that holds less knows it must catch up.
+  std::uint64_t version = 0;
 };
 struct Suspect {
   NodeId node;
@@ -73,6 +82,7 @@ struct MemberRecord {
   std::uint32_t incarnation = 0;
   MemberState state = MemberState::alive;
   PeerAddr addr;
+  std::uint64_t version = 0;  // as in Alive: announced with this incarnation
 };
 // What a node holds of one origin: complete means it holds the origin's
 // exact state as of version `complete` (every change up to it, applied or

@@ -12,7 +12,7 @@ Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time n
       self_(std::move(self)),
       rng_(seed),
       awareness_(cfg_.awareness_max),
-      store_(self_) {
+      store_(self_, cfg_.faults) {
   *members_.emplace(self_.name).first = Member{self_, std::move(addr), 0, MemberState::alive, now};
   // Spread phases so that nodes started together do not probe in lockstep.
   next_probe_ = now + Duration(static_cast<Duration::rep>(
@@ -22,6 +22,7 @@ Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time n
                         static_cast<std::uint64_t>(cfg_.push_pull_interval.count()))));
   rejoin_next_ = now + cfg_.rejoin_interval;
   purge_next_ = now + cfg_.purge_interval;
+  reconnect_next_ = now + cfg_.reconnect_interval;
   queue_rumor("m/" + self_.name, Alive{self_, 0, me().addr});
   urgent_ = false;
 }
@@ -88,10 +89,16 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
   }
   Frame& f = decoded.value();
   if (f.sender.name == self_.name) return;  // our own echo, or a namesake
+  if (members_.find(f.sender.name) == nullptr && store_.departed(f.sender)) {
+    // A life whose death we remember but whose record is gone: it was cut
+    // off for long. Tell it, so that it refutes and comes back.
+    send_packet(from, Dead{f.sender, store_.death_incarnation(f.sender), self_.name, false});
+  }
   // Membership first, so that entries of a node that just came back are
   // accepted in the same frame.
   std::vector<OriginDigest> reply_to;
   bool stage2 = false;
+  const std::uint32_t incarnation = me().incarnation;
   for (const auto& m : f.messages) {
     if (const auto* a = std::get_if<Alive>(&m)) on_alive(now, *a);
     else if (const auto* s = std::get_if<Suspect>(&m)) on_suspect(now, *s);
@@ -104,7 +111,7 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
   for (const auto& m : f.messages) {
     if (const auto* p = std::get_if<Ping>(&m)) on_ping(now, from, *p);
     else if (const auto* pr = std::get_if<PingReq>(&m)) on_ping_req(now, from, *pr);
-    else if (const auto* a = std::get_if<Ack>(&m)) on_ack(now, a->seq);
+    else if (const auto* a = std::get_if<Ack>(&m)) on_ack(now, from, *a);
     else if (const auto* n = std::get_if<Nack>(&m)) on_nack(n->seq);
     else if (const auto* e = std::get_if<Entry>(&m)) on_entry(now, *e);
     else if (const auto* h = std::get_if<SyncHello>(&m)) on_sync_hello(now, from, *h);
@@ -119,11 +126,17 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
       send_stream(from, std::move(out));
     }
   }
+  // This frame made us refute: its sender holds us suspect or dead, and may
+  // be on the far side of a healed partition where our gossip does not go
+  // yet. Tell it first.
+  if (me().incarnation != incarnation && !leaving_) send_packet(from, self_alive());
 }
 
 void Node::tick(Time now) {
   probe_tick(now);
   suspicion_tick(now);
+  reconnect_tick(now);
+  catch_up_tick(now);
   for (auto it = relays_.begin(); it != relays_.end();) {
     if (it->second.deadline > now) { ++it; continue; }
     send_packet(it->second.requester, Nack{it->second.requester_seq});
@@ -149,7 +162,8 @@ void Node::tick(Time now) {
     refresh_peers();
     if (peers_.empty()) {  // alone: every seed, again soon
       if (!leaving_) for (const auto& s : seeds_) start_sync(now, s);
-      alone_retry_ = std::min(std::max(alone_retry_, cfg_.rejoin_alone) * 2, cfg_.rejoin_interval);
+      alone_retry_ = std::min({std::max(alone_retry_, cfg_.rejoin_alone) * 2, cfg_.rejoin_alone_max,
+                               cfg_.rejoin_interval});
       rejoin_next_ = now + alone_retry_;
     } else {
       if (!seeds_.empty() && !leaving_) start_sync(now, seeds_[random(seeds_.size())]);
@@ -167,6 +181,7 @@ void Node::tick(Time now) {
     if (erased > 0) {  // every pointer into members_ is invalid now
       peers_.clear();
       recent_dead_.clear();
+      gone_.clear();
       probe_order_.clear();
       probe_pos_ = 0;
     }
@@ -191,7 +206,7 @@ void Node::drop_orphans(Time now) {
     }
   }
   orphans_ = std::move(still);
-  for (const auto& id : drop) store_.depart(id, now + cfg_.tombstone_ttl, events_.services);
+  for (const auto& id : drop) store_.depart(id, Store::kOrphan, now + cfg_.departure_ttl, events_.services);
 }
 
 Time Node::next_deadline() const {
@@ -205,6 +220,9 @@ Time Node::next_deadline() const {
     t = std::min(t, next_probe_);
   }
   for (const auto& [_, r] : relays_) t = std::min(t, r.deadline);
+  // Dead members (or a membership change not yet looked at): reconnect pings.
+  if (!gone_.empty() || peers_dirty_) t = std::min(t, reconnect_next_);
+  if (catching_up_) t = std::min(t, catch_up_next_);
   for (const auto& [_, s] : suspicions_) t = std::min(t, s.deadline());
   return t;
 }
@@ -235,13 +253,15 @@ void Node::refresh_peers() {
   peers_dirty_ = false;
   peers_.clear();
   recent_dead_.clear();
+  gone_.clear();
   for (const auto& m : members_) {
     if (m.id.name == self_.name) continue;
     if (is_live(m.state)) {
       peers_.push_back(&m);
-    } else if (m.state == MemberState::dead) {
-      recent_dead_.push_back(&m);
+      continue;
     }
+    if (m.state == MemberState::dead) recent_dead_.push_back(&m);
+    gone_.push_back(&m);
   }
 }
 

@@ -57,8 +57,8 @@ class Node {
   Status set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances);
   // Contacts `seeds` now and again every rejoin_interval, so that halves
   // started apart merge; while alone, retries them after rejoin_alone,
-  // doubling up to rejoin_interval, so a node started before its seeds joins
-  // soon after they come. Addresses equal to this node's own are ignored.
+  // doubling up to rejoin_alone_max, so a node started before its seeds (or
+  // cut off from them before it met anyone) joins soon after they come. Addresses equal to this node's own are ignored.
   void join(Time now, std::vector<PeerAddr> seeds);
   // Says goodbye: peers drop this node's instances at once. Keep delivering
   // and ticking for a few gossip intervals, then stop.
@@ -129,7 +129,7 @@ class Node {
   void send_probe(Time now, const Member& m);
   void on_ping(Time now, const PeerAddr& from, const Ping& m);
   void on_ping_req(Time now, const PeerAddr& from, const PingReq& m);
-  void on_ack(Time now, std::uint32_t seq);
+  void on_ack(Time now, const PeerAddr& from, const Ack& a);
   void on_nack(std::uint32_t seq);
 
   // node_members.cpp: rumors
@@ -137,8 +137,10 @@ class Node {
   // state exchange: the peer that sent them holds them already).
   void on_alive(Time now, const Alive& m, bool rumor = true);
   void on_suspect(Time now, const Suspect& m);
+  void revived(Time now, const Alive& a);
   void on_dead(Time now, const Dead& m);
   void refute(Time now, std::uint32_t accused, bool was_dead);
+  Alive self_alive() const;
   void suspicion_tick(Time now);
   void depart(Time now, Member& m);
   Duration suspicion_min() const;
@@ -150,6 +152,16 @@ class Node {
                      std::vector<OriginDigest>& reply_to);
   void merge(Time now, const std::string& sender, const std::vector<MemberRecord>& records);
   void start_sync(Time now, const PeerAddr& to);
+  // After a heal: ping a dead (or departed) member now and then, sync with
+  // one that answers.
+  void reconnect_tick(Time now);
+  void on_reconnect_ack(Time now);
+  // Push-pull with revived members until this node holds what they announced.
+  void catch_up_tick(Time now);
+  // A probed peer holds another registry: push-pull with it, unless one such
+  // sync was started within mismatch_backoff_ (doubling while mismatches
+  // persist, back to mismatch_sync_interval once a probe finds them equal).
+  void compare_registry(Time now, const PeerAddr& peer, std::uint64_t hash);
   SyncState state(std::uint8_t stage) const;
   std::uint64_t members_hash() const;
   // `own`: this node's change, sent straight to up to broadcast_max peers.
@@ -164,6 +176,7 @@ class Node {
   MemberTable members_;
   std::vector<const Member*> peers_;        // alive or suspect, not self (sampling)
   std::vector<const Member*> recent_dead_;  // dead within gossip_to_dead (sampling)
+  std::vector<const Member*> gone_;         // dead or left (reconnect pings)
   bool peers_dirty_ = true;
   std::vector<const Member*> probe_order_;
   std::size_t probe_pos_ = 0;
@@ -186,6 +199,13 @@ class Node {
   Time rejoin_next_{};
   Duration alone_retry_{};  // the next wait between rejoins while alone
   Time purge_next_{};
+  Time reconnect_next_{};
+  std::uint32_t reconnect_seq_ = 0;  // the ping to a dead member in flight, 0: none
+  NodeId reconnect_to_;
+  Time mismatch_sync_next_{};
+  Duration mismatch_backoff_{};
+  bool catching_up_ = false;  // some revived member announced changes this node lacks
+  Time catch_up_next_{};
   std::vector<PeerAddr> seeds_;
   std::map<std::string, Time, std::less<>> orphans_;  // origins without a member record
   bool leaving_ = false;

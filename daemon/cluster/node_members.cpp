@@ -14,20 +14,27 @@ Duration Node::suspicion_min() const {
                                              static_cast<double>(cfg_.probe_interval.count())));
 }
 
+Alive Node::self_alive() const {
+  return Alive{self_, me().incarnation, me().addr, store_.own_version()};
+}
+
 void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
   Member& m = me();
   if (leaving_) return;
   m.incarnation = std::max(m.incarnation, accused) + 1;
   stats_.refutations++;
   awareness_.apply(1);
-  queue_rumor("m/" + self_.name, Alive{self_, m.incarnation, m.addr});
-  if (was_dead) {
-    // Peers dropped our entries: announce them again and sync soon.
-    for (const auto& e : store_.own_entries()) {
-      queue_rumor("e/" + self_.name + "/" + e.service, e);
-    }
-    push_pull_next_ = now;
+  // Whoever took this node for dead has withdrawn its entries and serves
+  // them again only at newer versions (cluster/store.hpp), and a suspicion
+  // may have become a death somewhere before this refutation arrives: so
+  // every live entry is registered again, same instances, new version.
+  for (auto& e : store_.own_entries()) {
+    Entry again = store_.set_own(e.service, std::move(e.instances), now, events_.services);
+    queue_rumor("e/" + self_.name + "/" + again.service, again);
   }
+  m.announced = store_.own_version();
+  queue_rumor("m/" + self_.name, self_alive());
+  if (was_dead) push_pull_next_ = now;  // and sync soon
 }
 
 void Node::on_alive(Time now, const Alive& a, bool rumor) {
@@ -40,31 +47,42 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
   Member* record = members_.find(a.node.name);
   const bool fresh = record == nullptr;
   if (fresh) {
-    // Late gossip about a life that already ended and was forgotten?
-    if (store_.departed(a.node)) return;
+    // Late gossip about a life whose death we recorded without knowing it?
+    // Only a refutation (a higher incarnation) brings it back.
+    if (store_.departed(a.node, a.incarnation)) return;
     record = members_.emplace(a.node.name).first;
   }
   Member& m = *record;
   const bool was_live = !fresh && is_live(m.state);
   if (fresh) {
-    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
+    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now, a.version};
+    if (store_.departed(a.node)) revived(now, a);
   } else if (a.node.generation > m.id.generation) {
     // A restart: the new life supersedes the old one and all it registered.
-    store_.depart(m.id, now + cfg_.tombstone_ttl, events_.services);
+    store_.depart(m.id, m.incarnation, now + cfg_.departure_ttl, events_.services);
     suspicions_.erase(m.id.name);
-    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now};
+    m = Member{a.node, a.addr, a.incarnation, MemberState::alive, now, a.version};
   } else if (a.node.generation < m.id.generation || a.incarnation <= m.incarnation) {
     return;
   } else {
-    if (m.state == MemberState::dead || m.state == MemberState::left) store_.revive(m.id, events_.services);
+    if (m.state == MemberState::dead || m.state == MemberState::left) revived(now, a);
     suspicions_.erase(m.id.name);
     m.incarnation = a.incarnation;
     m.addr = a.addr;
+    m.announced = a.version;
     if (m.state != MemberState::alive) m.since = now;
     m.state = MemberState::alive;
   }
   member_event(m, was_live, fresh);
   if (rumor) queue_rumor("m/" + m.id.name, a);
+}
+
+void Node::revived(Time now, const Alive& a) {
+  // Back from a death this node believed: its old entries stay withdrawn;
+  // what it registered again (and any other change since) must arrive.
+  store_.revive(a.node, a.version, events_.services);
+  if (!catching_up_) catch_up_next_ = now;
+  catching_up_ = true;
 }
 
 void Node::on_suspect(Time now, const Suspect& s) {
@@ -74,7 +92,7 @@ void Node::on_suspect(Time now, const Suspect& s) {
       refute(now, s.incarnation, false);
     } else {
       // A stale suspicion: someone missed our refutation. Say it again.
-      queue_rumor("m/" + self_.name, Alive{self_, me().incarnation, me().addr});
+      queue_rumor("m/" + self_.name, self_alive());
     }
     return;
   }
@@ -113,7 +131,7 @@ void Node::on_dead(Time now, const Dead& d) {
   if (record == nullptr) {
     // A node we hold no record of (we may still hold its entries, learned
     // through a third node): drop them and keep them out.
-    store_.depart(d.node, now + cfg_.tombstone_ttl, events_.services);
+    store_.depart(d.node, d.incarnation, now + cfg_.departure_ttl, events_.services);
     return;
   }
   Member& m = *record;
@@ -132,7 +150,7 @@ void Node::on_dead(Time now, const Dead& d) {
 void Node::depart(Time now, Member& m) {
   m.since = now;
   suspicions_.erase(m.id.name);
-  store_.depart(m.id, now + cfg_.tombstone_ttl, events_.services);
+  store_.depart(m.id, m.incarnation, now + cfg_.departure_ttl, events_.services);
   member_event(m, true);
 }
 

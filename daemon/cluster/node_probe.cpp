@@ -91,8 +91,15 @@ void Node::send_probe(Time now, const Member& m) {
 }
 
 void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
-  if (m.target != self_ || leaving_) return;  // not this life: let the prober suspect it
-  send_packet(from, Ack{m.seq});
+  if (leaving_) return;
+  if (m.target.name == self_.name && m.target.generation < self_.generation) {
+    // A probe for our previous life: no ack (that life is over), but tell
+    // the prober of this one, or a node restarted without seeds stays
+    // unknown to peers that only probe the dead.
+    return send_packet(from, self_alive());
+  }
+  if (m.target != self_) return;  // not this life: let the prober suspect it
+  send_packet(from, Ack{m.seq, store_.hash()});
 }
 
 void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
@@ -103,15 +110,18 @@ void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
   send_packet(m.addr, Ping{seq, m.target});
 }
 
-void Node::on_ack(Time, std::uint32_t seq) {
+void Node::on_ack(Time now, const PeerAddr& from, const Ack& a) {
+  const std::uint32_t seq = a.seq;
+  if (reconnect_seq_ != 0 && seq == reconnect_seq_) return on_reconnect_ack(now);
   if (probe_.active && probe_.seq == seq) {
     probe_.active = false;
     awareness_.apply(-1);
+    if (a.registry_hash != 0) compare_registry(now, from, a.registry_hash);
     return;
   }
   auto it = relays_.find(seq);
   if (it == relays_.end()) return;
-  send_packet(it->second.requester, Ack{it->second.requester_seq});
+  send_packet(it->second.requester, Ack{it->second.requester_seq, 0});
   relays_.erase(it);
 }
 

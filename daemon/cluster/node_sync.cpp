@@ -70,7 +70,10 @@ SyncState Node::state(std::uint8_t stage) const {
   SyncState s;
   s.stage = stage;
   s.members.reserve(members_.size());
-  for (const auto& m : members_) s.members.push_back({m.id, m.incarnation, m.state, m.addr});
+  for (const auto& m : members_) {
+    const std::uint64_t version = m.id == self_ ? store_.own_version() : m.announced;
+    s.members.push_back({m.id, m.incarnation, m.state, m.addr, version});
+  }
   s.digests = store_.digests();
   return s;
 }
@@ -81,6 +84,58 @@ Duration Node::push_pull_interval() const {
   if (n <= 32) return cfg_.push_pull_interval;
   const double mult = std::ceil(std::log2(n) - std::log2(32.0)) + 1.0;
   return Duration(static_cast<Duration::rep>(mult * static_cast<double>(cfg_.push_pull_interval.count())));
+}
+
+void Node::catch_up_tick(Time now) {
+  if (!catching_up_ || now < catch_up_next_) return;
+  catch_up_next_ = now + cfg_.catch_up_interval;
+  std::vector<const Member*> behind;
+  for (const auto& name : store_.behind()) {
+    const Member* m = members_.find(name);
+    if (m != nullptr && is_live(m->state)) behind.push_back(m);
+  }
+  if (behind.empty()) {
+    catching_up_ = false;
+    return;
+  }
+  // One push-pull brings everything the peer knows, not only its own
+  // changes: after a heal, a few of them cover the whole other side.
+  if (!leaving_) start_sync(now, behind[random(behind.size())]->addr);
+}
+
+void Node::compare_registry(Time now, const PeerAddr& peer, std::uint64_t hash) {
+  if (hash == store_.hash()) {
+    mismatch_backoff_ = cfg_.mismatch_sync_interval;
+    return;
+  }
+  if (now < mismatch_sync_next_ || leaving_) return;
+  // Hashes differ for a moment while a change spreads; the peer compares
+  // again when the SyncHello arrives and answers only if they still differ.
+  mismatch_backoff_ = std::clamp(mismatch_backoff_ * 2, cfg_.mismatch_sync_interval,
+                                 std::max(cfg_.mismatch_sync_interval, cfg_.push_pull_interval));
+  mismatch_sync_next_ = now + mismatch_backoff_;
+  start_sync(now, peer);
+}
+
+void Node::reconnect_tick(Time now) {
+  if (now < reconnect_next_) return;
+  reconnect_next_ = now + cfg_.reconnect_interval;
+  refresh_peers();
+  if (gone_.empty() || leaving_) return;
+  const Member* d = gone_[random(gone_.size())];
+  reconnect_seq_ = next_seq_++;
+  reconnect_to_ = d->id;
+  send_packet(d->addr, Ping{reconnect_seq_, d->id});
+}
+
+void Node::on_reconnect_ack(Time now) {
+  reconnect_seq_ = 0;
+  const Member* m = members_.find(reconnect_to_.name);
+  if (m == nullptr || m->id != reconnect_to_ || m->state != MemberState::dead || leaving_) return;
+  // It answers, so it was only cut off: the state exchange tells each side
+  // that the other holds it dead, both refute, and each refutation travels
+  // back in the same exchange (see handle).
+  start_sync(now, m->addr);
 }
 
 void Node::start_sync(Time, const PeerAddr& to) {
@@ -110,7 +165,7 @@ void Node::merge(Time now, const std::string& sender, const std::vector<MemberRe
   for (const auto& r : records) {
     switch (r.state) {
       case MemberState::alive:
-        on_alive(now, Alive{r.node, r.incarnation, r.addr}, false);
+        on_alive(now, Alive{r.node, r.incarnation, r.addr, r.version}, false);
         break;
       case MemberState::suspect:
       case MemberState::dead:
@@ -123,7 +178,7 @@ void Node::merge(Time now, const std::string& sender, const std::vector<MemberRe
           // Unknown to us: take it in as alive first, so that our own probes
           // and suspicion timer settle its fate.
           if (members_.find(r.node.name) == nullptr) {
-            on_alive(now, Alive{r.node, r.incarnation, r.addr}, false);
+            on_alive(now, Alive{r.node, r.incarnation, r.addr, r.version}, false);
           }
           on_suspect(now, Suspect{r.node, r.incarnation, sender});
         }

@@ -36,27 +36,40 @@ void Store::advance(Origin& o) {
   }
 }
 
+void Store::changed(Changes& changes, const std::string& service, const std::string& origin) const {
+  if (!faults_.silent_changes) changes.push_back({service, origin});
+}
+
 void Store::put(const std::string& origin, Origin& o, const std::string& service,
                 std::uint64_t version, std::vector<InstanceSpec> instances, Time now,
                 Changes& changes) {
   auto [it, fresh] = o.entries.try_emplace(service);
   Stored& s = it->second;
-  const bool was_live = !fresh && !s.instances.empty();
-  const bool live = !instances.empty();
-  const bool differs = s.instances != instances;
+  const bool served_before = !fresh && serves(o, s);
+  const bool same = !fresh && s.instances == instances;
+  if (faults_.drop_tombstones && instances.empty() && origin != self_.name) {
+    if (served_before) {
+      index(service, origin, false);
+      changed(changes, service, origin);
+    }
+    o.entries.erase(it);
+    return;
+  }
   s.version = version;
   s.instances = std::move(instances);
-  s.removed_at = live ? Time{} : now;
-  if (was_live != live) index(service, origin, live);
-  if (differs) changes.push_back({service, origin});
+  s.withdrawn = false;
+  s.removed_at = s.instances.empty() ? now : Time{};
+  const bool served_after = serves(o, s);
+  if (served_before != served_after) index(service, origin, served_after);
+  if (served_before != served_after || (served_after && !same)) changed(changes, service, origin);
 }
 
 void Store::erase_origin(std::map<std::string, Origin, std::less<>>::iterator it,
                          Changes& changes) {
   for (auto& [service, s] : it->second.entries) {
-    if (s.instances.empty() || it->second.hidden) continue;
+    if (!serves(it->second, s)) continue;
     index(service, it->first, false);
-    changes.push_back({service, it->first});
+    changed(changes, service, it->first);
   }
   origins_.erase(it);
 }
@@ -86,6 +99,11 @@ Entry Store::set_own(std::string_view service, std::vector<InstanceSpec> instanc
   return Entry{self_, std::move(name), version, std::move(instances)};
 }
 
+std::uint64_t Store::own_version() const {
+  auto it = origins_.find(self_.name);
+  return it == origins_.end() ? 0 : it->second.max;
+}
+
 std::vector<Entry> Store::own_entries() const {
   std::vector<Entry> out;
   auto it = origins_.find(self_.name);
@@ -99,6 +117,7 @@ std::vector<Entry> Store::own_entries() const {
 bool Store::apply(const Entry& e, Time now, Changes& changes) {
   Origin* o = origin_for(e.origin, changes);
   if (o == nullptr || e.version <= o->complete) return false;
+  if (faults_.ignore_removals && e.instances.empty()) return false;
   auto it = o->entries.find(e.service);
   const bool newer = it == o->entries.end() || it->second.version < e.version;
   if (newer) put(e.origin.name, *o, e.service, e.version, e.instances, now, changes);
@@ -115,10 +134,10 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
     for (const auto& item : c.items) listed.insert(item.service);
     for (auto it = o->entries.begin(); it != o->entries.end();) {
       if (it->second.version > c.upto || listed.count(it->first) != 0) { ++it; continue; }
-      if (!it->second.instances.empty()) {
+      if (serves(*o, it->second)) {
         index(it->first, name, false);
-        changes.push_back({it->first, name});
-      } else {
+        changed(changes, it->first, name);
+      } else if (it->second.instances.empty()) {
         o->purged = std::max(o->purged, it->second.version);
       }
       it = o->entries.erase(it);
@@ -128,6 +147,7 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
   const bool covers = c.snapshot || c.base <= o->complete;
   for (const auto& item : c.items) {
     if (item.version <= o->complete) continue;
+    if (faults_.ignore_removals && item.instances.empty()) continue;
     auto it = o->entries.find(item.service);
     if (it == o->entries.end() || it->second.version < item.version) {
       put(name, *o, item.service, item.version, item.instances, now, changes);
@@ -141,38 +161,79 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
   }
 }
 
-void Store::depart(const NodeId& origin, Time until, Changes& changes) {
+void Store::depart(const NodeId& origin, std::int64_t incarnation, Time until, Changes& changes) {
   auto& rec = departed_[origin.name];
-  if (rec.first <= origin.generation) rec = {origin.generation, until};
+  if (rec.generation < origin.generation ||
+      (rec.generation == origin.generation && rec.incarnation <= incarnation)) {
+    rec = {origin.generation, incarnation, until};
+  }
   auto it = origins_.find(origin.name);
   if (it == origins_.end() || it->second.generation > origin.generation) return;
   if (it->second.generation < origin.generation) return erase_origin(it, changes);
   Origin& o = it->second;
   if (o.hidden) return;
-  o.hidden = true;
   for (auto& [service, s] : o.entries) {
     if (s.instances.empty()) continue;
-    index(service, it->first, false);
-    changes.push_back({service, it->first});
+    if (serves(o, s)) {
+      index(service, it->first, false);
+      changed(changes, service, it->first);
+    }
+    s.withdrawn = true;
+  }
+  o.hidden = true;
+}
+
+void Store::revive(const NodeId& origin, std::uint64_t announced, Changes& changes) {
+  auto d = departed_.find(origin.name);
+  if (d != departed_.end() && d->second.generation <= origin.generation) departed_.erase(d);
+  if (origin.name == self_.name) return;
+  auto it = origins_.find(origin.name);
+  if (it == origins_.end()) {
+    // Nothing held of it, but what it registered while it was taken for
+    // dead was refused here: remember what it announced, to catch up.
+    if (announced == 0) return;
+    it = origins_.try_emplace(origin.name).first;
+    it->second.generation = origin.generation;
+  }
+  if (it->second.generation != origin.generation) return;
+  Origin& o = it->second;
+  o.announced = std::max(o.announced, announced);
+  if (!o.hidden) return;
+  o.hidden = false;
+  if (!faults_.restore_on_revive) return;
+  for (auto& [service, s] : o.entries) {
+    if (!s.withdrawn || s.instances.empty()) continue;
+    s.withdrawn = false;
+    index(service, it->first, true);
+    changed(changes, service, it->first);
   }
 }
 
-void Store::revive(const NodeId& origin, Changes& changes) {
-  auto d = departed_.find(origin.name);
-  if (d != departed_.end() && d->second.first <= origin.generation) departed_.erase(d);
-  auto it = origins_.find(origin.name);
-  if (it == origins_.end() || !it->second.hidden || it->second.generation != origin.generation) return;
-  it->second.hidden = false;
-  for (auto& [service, s] : it->second.entries) {
-    if (s.instances.empty()) continue;
-    index(service, it->first, true);
-    changes.push_back({service, it->first});
+std::uint32_t Store::death_incarnation(const NodeId& origin) const {
+  auto it = departed_.find(origin.name);
+  if (it == departed_.end() || it->second.incarnation < 0) return 0;
+  return static_cast<std::uint32_t>(it->second.incarnation);
+}
+
+std::vector<std::string> Store::behind() const {
+  std::vector<std::string> out;
+  for (const auto& [name, o] : origins_) {
+    if (!o.hidden && o.announced > o.complete) out.push_back(name);
   }
+  return out;
 }
 
 bool Store::departed(const NodeId& origin) const {
   auto it = departed_.find(origin.name);
-  return it != departed_.end() && it->second.first >= origin.generation;
+  return it != departed_.end() && it->second.generation >= origin.generation;
+}
+
+bool Store::departed(const NodeId& origin, std::uint32_t incarnation) const {
+  auto it = departed_.find(origin.name);
+  if (it == departed_.end()) return false;
+  const Departure& d = it->second;
+  return d.generation > origin.generation ||
+         (d.generation == origin.generation && d.incarnation >= std::int64_t{incarnation});
 }
 
 std::vector<OriginDigest> Store::digests() const {
@@ -240,7 +301,7 @@ void Store::purge(Time now, Time before) {
     }
   }
   for (auto it = departed_.begin(); it != departed_.end();) {
-    if (it->second.second > now) { ++it; continue; }
+    if (it->second.until > now) { ++it; continue; }
     auto o = origins_.find(it->first);
     if (o != origins_.end() && o->second.hidden) origins_.erase(o);
     it = departed_.erase(it);
@@ -250,9 +311,9 @@ void Store::purge(Time now, Time before) {
 const std::vector<InstanceSpec>* Store::entry(std::string_view origin,
                                               std::string_view service) const {
   auto o = origins_.find(origin);
-  if (o == origins_.end() || o->second.hidden) return nullptr;
+  if (o == origins_.end()) return nullptr;
   auto e = o->second.entries.find(service);
-  if (e == o->second.entries.end() || e->second.instances.empty()) return nullptr;
+  if (e == o->second.entries.end() || !serves(o->second, e->second)) return nullptr;
   return &e->second.instances;
 }
 

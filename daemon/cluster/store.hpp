@@ -15,8 +15,18 @@
 //
 // Departed origins (dead or left) are hidden: their instances vanish, but what
 // this node knew of them (versions, completeness) is kept for a TTL, so late
-// gossip cannot resurrect anything and a falsely dead node that refutes comes
-// back exactly as it was.
+// gossip cannot resurrect anything.
+//
+// No resurrection: an entry this node stopped serving because its origin
+// departed is `withdrawn` and is never served again at that version, even if
+// the death is refuted. Only a newer version from the origin brings the
+// service back, and a refuting origin re-registers every live entry at a new
+// version for exactly that reason (cluster/node_members.cpp). While the
+// origin was away it may have removed or replaced entries; this node cannot
+// tell which from the copies it holds, so it serves none of them until the
+// origin has spoken again. A revived origin also says which version it had
+// reached (`announced`): until `complete` reaches it, this node knows it
+// lacks changes and asks for them (Node's catch-up).
 //
 // Pure; not thread-safe. Every change of what a service resolves to is
 // appended to the caller's `Changes` as {service, origin}.
@@ -30,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/faults.hpp"
 #include "cluster/messages.hpp"
 #include "core/time.hpp"
 
@@ -48,6 +59,7 @@ class Store {
     std::uint64_t version = 0;
     std::vector<InstanceSpec> instances;  // empty: tombstone
     Time removed_at{};                    // for tombstones: when this node learned it
+    bool withdrawn = false;               // held when its origin departed: never served again
   };
   struct Origin {
     std::uint64_t generation = 0;
@@ -57,16 +69,18 @@ class Store {
     std::uint64_t purged = 0;
     std::set<std::uint64_t> ahead;  // versions seen above `complete`
     bool hidden = false;            // departed: kept only to refuse stale entries
+    std::uint64_t announced = 0;    // the version the origin said it had reached when it came back
   };
 
-  explicit Store(NodeId self) : self_(std::move(self)) {}
+  explicit Store(NodeId self, Faults faults = {}) : self_(std::move(self)), faults_(faults) {}
 
   // This node's own change: bumps its version and returns the entry to
   // spread. An empty `instances` removes the service (a tombstone).
   Entry set_own(std::string_view service, std::vector<InstanceSpec> instances, Time now,
                 Changes& changes);
-  // Every live entry this node owns (for re-announcing after a refutation).
+  // Every live entry this node owns, and the highest version it has issued.
   std::vector<Entry> own_entries() const;
+  std::uint64_t own_version() const;
 
   // An entry from gossip. Returns true when it was new to this node (the
   // caller spreads it further), false when stale or refused.
@@ -76,11 +90,24 @@ class Store {
 
   // The origin left or was declared dead: hide all it holds and refuse its
   // entries up to `generation` until `until`; an older life is dropped.
-  void depart(const NodeId& origin, Time until, Changes& changes);
-  // A departed origin came back with a higher incarnation: show what it
-  // held again and accept its entries.
-  void revive(const NodeId& origin, Changes& changes);
+  // `incarnation` is the one the death was declared at; kOrphan when no
+  // member record said it (entries of an origin nobody vouched for).
+  static constexpr std::int64_t kOrphan = -1;
+  void depart(const NodeId& origin, std::int64_t incarnation, Time until, Changes& changes);
+  // A departed origin came back with a higher incarnation, having issued
+  // versions up to `announced`: accept its entries again. What it held when
+  // it departed stays withdrawn until newer versions replace it.
+  void revive(const NodeId& origin, std::uint64_t announced, Changes& changes);
+  // Entries of this life are refused: it departed (and has not come back).
   bool departed(const NodeId& origin) const;
+  // An Alive of this life at `incarnation` is refused: it is not newer than
+  // the death that was declared (an orphan's departure refuses no Alive).
+  bool departed(const NodeId& origin, std::uint32_t incarnation) const;
+  // The incarnation its death was recorded at (0 for an orphan).
+  std::uint32_t death_incarnation(const NodeId& origin) const;
+  // Origins that came back and whose changes up to what they announced have
+  // not all arrived yet, in name order.
+  std::vector<std::string> behind() const;
 
   std::vector<OriginDigest> digests() const;
   // What a peer with these digests lacks, one chunk per origin.
@@ -91,8 +118,12 @@ class Store {
   // departure records that expired.
   void purge(Time now, Time before);
 
-  // Lookups. `entry` returns nullptr when the origin holds nothing live there.
+  // Lookups. `entry` returns nullptr when this node serves nothing of the
+  // origin there (nothing live, withdrawn, or the origin departed).
   const std::vector<InstanceSpec>* entry(std::string_view origin, std::string_view service) const;
+  static bool serves(const Origin& o, const Stored& s) {
+    return !o.hidden && !s.withdrawn && !s.instances.empty();
+  }
   // Origins holding live instances of `service`, in name order.
   std::vector<std::string> holders(std::string_view service) const;
   std::vector<std::string> services() const;
@@ -103,13 +134,20 @@ class Store {
   void erase_origin(std::map<std::string, Origin, std::less<>>::iterator it, Changes& changes);
   void put(const std::string& origin, Origin& o, const std::string& service, std::uint64_t version,
            std::vector<InstanceSpec> instances, Time now, Changes& changes);
+  void changed(Changes& changes, const std::string& service, const std::string& origin) const;
   static void saw(Origin& o, std::uint64_t version);
   static void advance(Origin& o);
   void index(const std::string& service, const std::string& origin, bool live);
 
   NodeId self_;
+  Faults faults_;
   std::map<std::string, Origin, std::less<>> origins_;
-  std::map<std::string, std::pair<std::uint64_t, Time>, std::less<>> departed_;  // gen, until
+  struct Departure {
+    std::uint64_t generation = 0;
+    std::int64_t incarnation = kOrphan;
+    Time until{};
+  };
+  std::map<std::string, Departure, std::less<>> departed_;
   std::map<std::string, std::set<std::string>, std::less<>> by_service_;       // live holders
 };
 

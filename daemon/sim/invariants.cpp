@@ -18,6 +18,21 @@ double secs(Time t) { return std::chrono::duration<double>(t.since_epoch).count(
 
 }  // namespace
 
+CheckConfig checks_for(const cluster::Config& c) {
+  CheckConfig k;
+  // A change reaches connected members by a direct send and gossip rounds.
+  k.spread_bound = seconds(2);
+  // A killed node: probed within a couple of rounds (stretched by Lifeguard
+  // under loss), then the longest suspicion timeout, then gossip.
+  const Duration suspicion_max = c.probe_interval * c.suspicion_mult * c.suspicion_max_mult * 2;
+  k.detect_bound = c.probe_interval * c.awareness_max + suspicion_max + seconds(2);
+  // Anything a lost datagram left behind is repaired by a push-pull, whose
+  // first round may come up to two intervals after a node starts.
+  k.settle_bound = std::max<Duration>(seconds(12), 2 * c.push_pull_interval + seconds(5));
+  k.heal_bound = seconds(10);
+  return k;
+}
+
 void Checker::fail(Sim& sim, std::string what) {
   if (violation_) return;
   std::ostringstream out;
@@ -37,7 +52,10 @@ void Checker::on_start(Sim& sim, std::size_t n) { on_stop(sim, n); }
 void Checker::on_stop(Sim&, std::size_t n) {
   views_.erase(n);
   seen_.erase(seen_.lower_bound({n, "", ""}), seen_.lower_bound({n + 1, "", ""}));
+  serving_.erase(serving_.lower_bound({n, "", ""}), serving_.lower_bound({n + 1, "", ""}));
+  floor_.erase(floor_.lower_bound({n, "", ""}), floor_.lower_bound({n + 1, "", ""}));
   leaving_[n] = false;
+  own_version_.erase(n);
 }
 
 void Checker::on_kill(Sim& sim, std::size_t n) {
@@ -64,6 +82,18 @@ void Checker::on_register(Sim& sim, std::size_t n, const std::string& service,
   pending_.push_back(Pending{n, service, v, bound(sim, cfg_.spread_bound)});
 }
 
+void Checker::on_own_versions(Sim& sim, std::size_t n) {
+  const cluster::Node& node = sim.node(n);
+  const std::uint64_t v = node.store().own_version();
+  auto& known = own_version_[n];
+  if (v <= known) return;
+  const auto& self = node.self();
+  for (const auto& [service, s] : node.store().origins().at(self.name).entries) {
+    if (s.version > known) truth_[{self.name, service}][Version{self.generation, s.version}] = s.instances;
+  }
+  known = v;
+}
+
 void Checker::on_events(Sim& sim, std::size_t n, const cluster::Events& events) {
   for (const auto& c : events.services) observe(sim, n, c.origin, c.service);
 }
@@ -77,8 +107,46 @@ void Checker::on_disturbance(Sim& sim) {
   for (auto& [_, since] : dead_since_) since = sim.now();
 }
 
+void Checker::on_heal(Sim& sim) {
+  if (cfg_.heal_bound <= Duration(0)) return;
+  healed_at_ = sim.now();
+  next_heal_look_ = sim.now();
+}
+
+std::optional<Checker::Version> Checker::served(Sim& sim, std::size_t n, const std::string& origin,
+                                                const std::string& service) const {
+  const cluster::Node& node = sim.node(n);
+  if (node.instances(origin, service) == nullptr) return std::nullopt;
+  const auto& o = node.store().origins().at(origin);
+  return Version{o.generation, o.entries.find(service)->second.version};
+}
+
+void Checker::check_served(Sim& sim, std::size_t n, const std::string& origin,
+                           const std::string& service, std::optional<Version> now_served) {
+  const auto key = std::make_tuple(n, origin, service);
+  auto was = serving_.find(key);
+  if (was != serving_.end() && (!now_served || *now_served != was->second)) {
+    auto& f = floor_[key];
+    f = std::max(f, was->second);  // it stopped serving that version
+  }
+  if (!now_served) {
+    if (was != serving_.end()) serving_.erase(was);
+    return;
+  }
+  auto f = floor_.find(key);
+  if (f != floor_.end() && *now_served <= f->second) {
+    return fail(sim, sim.name(n) + " serves " + origin + "/" + service + " again at version " +
+                         std::to_string(now_served->version) + " after it stopped serving version " +
+                         std::to_string(f->second.version) +
+                         " (resurrected: the owner never registered it again)");
+  }
+  serving_[key] = *now_served;
+}
+
 void Checker::observe(Sim& sim, std::size_t n, const std::string& origin,
                       const std::string& service) {
+  if (origin != sim.node(n).self().name) check_served(sim, n, origin, service, served(sim, n, origin, service));
+  if (violation_) return;
   const cluster::Node& node = sim.node(n);
   const auto& origins = node.store().origins();
   auto o = origins.find(origin);
@@ -89,7 +157,7 @@ void Checker::observe(Sim& sim, std::size_t n, const std::string& origin,
     if (e != o->second.entries.end()) stored = &e->second;
   }
   auto& view = views_[n];
-  if (stored != nullptr && !stored->instances.empty()) {
+  if (node.instances(origin, service) != nullptr) {
     view[{origin, service}] = stored->instances;
   } else {
     view.erase({origin, service});
@@ -127,7 +195,29 @@ void Checker::observe(Sim& sim, std::size_t n, const std::string& origin,
   seen = std::max(seen, last->first);
 }
 
+void Checker::heal_check(Sim& sim) {
+  if (!healed_at_ || sim.now() < next_heal_look_) return;
+  next_heal_look_ = sim.now() + milliseconds(50);
+  const Time healed = *healed_at_;
+  if (sim.partitioned() || sim.net().loss > 0 || sim.last_disturbance() > healed) {
+    healed_at_.reset();  // another fault: this heal is not timed
+    return;
+  }
+  if (!converged(sim)) {
+    merge_times_.push_back(sim.now() - healed);
+    healed_at_.reset();
+    return;
+  }
+  if (sim.now() - healed > cfg_.heal_bound) {
+    healed_at_.reset();
+    fail(sim, "not merged " + std::to_string(std::chrono::duration<double>(cfg_.heal_bound).count()) +
+                  "s after the heal at t=" + std::to_string(secs(healed)) + "s: " + *converged(sim));
+  }
+}
+
 void Checker::after_step(Sim& sim) {
+  if (violation_) return;
+  heal_check(sim);
   if (violation_ || sim.now() < next_full_) return;
   next_full_ = sim.now() + cfg_.full_check_every;
   full_check(sim);
@@ -136,6 +226,25 @@ void Checker::after_step(Sim& sim) {
 void Checker::full_check(Sim& sim) {
   full_checks_++;
   const Time now = sim.now();
+  // What every node serves, whether or not it reported a change.
+  for (std::size_t i = 0; i < sim.size() && !violation_; ++i) {
+    if (!sim.up(i)) continue;
+    const cluster::Node& node = sim.node(i);
+    std::map<std::pair<std::string, std::string>, std::optional<Version>> looked;
+    for (auto it = serving_.lower_bound({i, "", ""}); it != serving_.end() && std::get<0>(it->first) == i; ++it) {
+      looked[{std::get<1>(it->first), std::get<2>(it->first)}] = std::nullopt;
+    }
+    for (const auto& [origin, o] : node.store().origins()) {
+      if (origin == node.self().name) continue;
+      for (const auto& [service, st] : o.entries) {
+        if (cluster::Store::serves(o, st)) looked[{origin, service}] = Version{o.generation, st.version};
+      }
+    }
+    for (const auto& [k, v] : looked) {
+      check_served(sim, i, k.first, k.second, v);
+      if (violation_) return;
+    }
+  }
   for (std::size_t i = 0; i < sim.size(); ++i) {
     if (!sim.up(i) || leaving_[i]) continue;
     const auto& origins = sim.node(i).store().origins();
@@ -144,7 +253,7 @@ void Checker::full_check(Sim& sim) {
       auto o = origins.find(k.id.name);
       if (o == origins.end() || o->second.hidden || o->second.generation != k.id.generation) continue;
       for (const auto& [service, s] : o->second.entries) {
-        if (!s.instances.empty()) {
+        if (cluster::Store::serves(o->second, s)) {
           return fail(sim, sim.name(i) + " still holds " + k.id.name + "/" + service +
                                " of a killed node past the detection bound");
         }
@@ -205,9 +314,8 @@ void Checker::full_check(Sim& sim) {
     if (!sim.up(i) || leaving_[i]) continue;
     std::map<Key, std::vector<InstanceSpec>> held;
     for (const auto& [origin, o] : sim.node(i).store().origins()) {
-      if (o.hidden) continue;
       for (const auto& [service, s] : o.entries) {
-        if (!s.instances.empty()) held[{origin, service}] = s.instances;
+        if (cluster::Store::serves(o, s)) held[{origin, service}] = s.instances;
       }
     }
     if (held != views_[i]) return fail(sim, sim.name(i) + ": change events disagree with its store");
@@ -226,9 +334,8 @@ std::optional<std::string> Checker::converged(Sim& sim) const {
     if (!sim.up(i) || (l != leaving_.end() && l->second)) continue;
     std::map<Key, std::vector<InstanceSpec>> held;
     for (const auto& [origin, o] : sim.node(i).store().origins()) {
-      if (o.hidden) continue;
       for (const auto& [service, s] : o.entries) {
-        if (!s.instances.empty()) held[{origin, service}] = s.instances;
+        if (cluster::Store::serves(o, s)) held[{origin, service}] = s.instances;
       }
     }
     if (held == want) continue;

@@ -5,6 +5,12 @@
 //     registered at that (generation, version);
 //   - per node, (generation, version) of an (origin, service) never goes
 //     back: a removed or replaced registration never reappears;
+//   - no resurrection, as a reader sees it: once a node stops serving an
+//     (origin, service) at some (generation, version), because it was
+//     removed or replaced or because the origin was declared dead, it serves
+//     that name again only at a newer (generation, version). Also checked on
+//     a scan of every node once a second, so a change that was applied but
+//     not reported cannot hide one;
 //   - a node that claims to have seen every change of an origin up to W
 //     holds the latest of them (or its removal) for every service.
 // Liveness, with bounds that restart at every fault (partition, heal, kill,
@@ -14,7 +20,9 @@
 //   - a live node connected to an observer is not seen dead for long;
 //   - once the network is whole and quiet, every node holds exactly what the
 //     alive owners registered, and each node's change events add up to what
-//     its core holds.
+//     its core holds;
+//   - a heal merges: within heal_bound of the network becoming whole (with
+//     no other fault meanwhile), every node holds exactly that.
 // The first violation is kept with the simulated time it happened at.
 #pragma once
 
@@ -36,7 +44,12 @@ struct CheckConfig {
   Duration settle_bound = seconds(30);  // after a fault: convergence, spread, revival
   Duration detect_bound = seconds(15);  // a killed node's instances are gone everywhere
   Duration full_check_every = seconds(1);
+  Duration heal_bound = seconds(10);    // a heal merges within this (0: not checked)
 };
+
+// Checker settings derived from a cluster configuration, so that what runs
+// with the daemon's defaults is held to bounds that follow from them.
+CheckConfig checks_for(const cluster::Config& config);
 
 class Checker {
  public:
@@ -50,7 +63,11 @@ class Checker {
   void on_register(Sim& sim, std::size_t n, const std::string& service,
                    const std::vector<InstanceSpec>& instances);
   void on_events(Sim& sim, std::size_t n, const cluster::Events& events);
+  // After every call into node n: versions the node issued by itself (a
+  // refutation registers its entries again) join the ground truth.
+  void on_own_versions(Sim& sim, std::size_t n);
   void on_disturbance(Sim& sim);
+  void on_heal(Sim& sim);
   void after_step(Sim& sim);
 
   // The whole-cluster check: every up node holds exactly what the up owners
@@ -59,6 +76,9 @@ class Checker {
 
   const std::optional<std::string>& violation() const { return violation_; }
   std::uint64_t full_checks() const { return full_checks_; }
+  // For every heal followed by no other fault: how long until every node
+  // held what the alive owners registered (measured every 50 ms).
+  const std::vector<Duration>& merge_times() const { return merge_times_; }
 
  private:
   using Key = std::tuple<std::string, std::string>;  // origin, service
@@ -80,14 +100,25 @@ class Checker {
 
   void fail(Sim& sim, std::string what);
   void observe(Sim& sim, std::size_t n, const std::string& origin, const std::string& service);
+  // What node n serves of (origin, service) now: the version, or nothing.
+  std::optional<Version> served(Sim& sim, std::size_t n, const std::string& origin,
+                                const std::string& service) const;
+  void check_served(Sim& sim, std::size_t n, const std::string& origin, const std::string& service,
+                    std::optional<Version> now_served);
+  void heal_check(Sim& sim);
   void full_check(Sim& sim);
   Time bound(Sim& sim, Duration quiet) const;
 
   CheckConfig cfg_;
   // Ground truth: (origin, service) -> generation/version -> instances.
   std::map<Key, std::map<Version, std::vector<InstanceSpec>>> truth_;
+  std::map<std::size_t, std::uint64_t> own_version_;  // per node: the last version recorded
   // Per (node index, origin, service): the highest (generation, version) seen.
   std::map<std::tuple<std::size_t, std::string, std::string>, Version> seen_;
+  // Per (node index, origin, service): the version served at the last look,
+  // and the highest version the node has stopped serving (the floor).
+  std::map<std::tuple<std::size_t, std::string, std::string>, Version> serving_;
+  std::map<std::tuple<std::size_t, std::string, std::string>, Version> floor_;
   // Per node: what its events say it holds.
   std::map<std::size_t, std::map<Key, std::vector<InstanceSpec>>> views_;
   // Per (observer, member name): since when a live, connected member is seen dead.
@@ -96,6 +127,9 @@ class Checker {
   std::vector<Killed> killed_;
   std::map<std::size_t, bool> leaving_;
   Time next_full_{};
+  std::optional<Time> healed_at_;  // a heal whose merge is being timed
+  Time next_heal_look_{};
+  std::vector<Duration> merge_times_;
   std::uint64_t full_checks_ = 0;
   std::optional<std::string> violation_;
 };

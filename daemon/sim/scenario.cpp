@@ -78,12 +78,39 @@ void random_fault(const std::string& kind, Sim& sim, Script& s, std::vector<std:
   }
 }
 
+// Two halves, cut apart for longer than it takes each to declare the other
+// dead, while both sides remove and re-register; then a heal with nothing
+// else going on, so that the merge is timed; three times over.
+void partition_long(Sim& sim, Script& s, const CheckConfig& checks) {
+  for (int round = 0; round < 3 && !sim.violation(); ++round) {
+    std::vector<std::size_t> side;
+    for (std::size_t i = 0; i < sim.size(); ++i) if (s.chance(0.5)) side.push_back(i);
+    if (side.empty() || side.size() == sim.size()) side = {s.below(sim.size())};
+    sim.partition({side});
+    const Time heal_at = sim.now() + checks.detect_bound + s.between(seconds(1), seconds(10));
+    while (sim.now() < heal_at && !sim.violation()) {
+      sim.run_for(s.between(milliseconds(100), milliseconds(1500)));
+      random_registration(sim, s);
+    }
+    sim.heal();
+    sim.run_for(checks.heal_bound + seconds(1));
+    random_registration(sim, s);
+    sim.run_for(seconds(2));
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& scenario_names() {
   static const std::vector<std::string> names{"basic", "lossy", "partition", "oneway",
-                                              "crash", "leave", "mixed"};
+                                              "crash", "leave", "mixed", "partition-long"};
   return names;
+}
+
+const char* to_string(Profile p) { return p == Profile::shipped ? "defaults" : "fast"; }
+
+cluster::Config profile_config(Profile p) {
+  return p == Profile::shipped ? cluster::Config{} : scenario_config();
 }
 
 cluster::Config scenario_config() {
@@ -97,9 +124,12 @@ cluster::Config scenario_config() {
 }
 
 ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::size_t nodes,
-                            bool trace) {
+                            bool trace, Profile profile, cluster::Faults faults) {
   Script s{std::mt19937_64(seed ^ 0x5ce7a210c0ffeeULL)};
-  if (nodes == 0) nodes = 4 + s.below(9);
+  // Drawn whether or not it is given, so that a replay with --nodes N runs
+  // the same script as the run that printed it.
+  const std::size_t drawn = 4 + s.below(9);
+  if (nodes == 0) nodes = drawn;
   NetConfig net;
   if (name == "lossy" || name == "mixed") {
     net.loss = 0.02 * static_cast<double>(1 + s.below(5));
@@ -107,12 +137,15 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
     net.reorder = 0.1;
     net.jitter = milliseconds(2);
   }
-  Sim sim(seed, scenario_config(), net);
+  cluster::Config config = profile_config(profile);
+  config.faults = faults;
+  Sim sim(seed, config, net);
   sim.trace = trace;
-  CheckConfig checks;
-  checks.spread_bound = seconds(2);
-  checks.settle_bound = seconds(12);
-  checks.detect_bound = seconds(8);
+  CheckConfig checks = checks_for(config);
+  if (profile == Profile::fast) {
+    checks.settle_bound = seconds(12);
+    checks.detect_bound = seconds(8);
+  }
   sim.enable_checks(checks);
   for (std::size_t i = 0; i < nodes; ++i) {
     sim.add();
@@ -120,7 +153,8 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
   }
   // Registrations and faults, for about ten simulated seconds.
   std::vector<std::size_t> stopped;
-  const Time end = sim.now() + seconds(10);
+  if (name == "partition-long") partition_long(sim, s, checks);
+  const Time end = sim.now() + (name == "partition-long" ? Duration(0) : seconds(10));
   Time next_fault = sim.now() + s.between(seconds(1), seconds(3));
   while (sim.now() < end && !sim.violation()) {
     sim.run_for(s.between(milliseconds(20), milliseconds(400)));
@@ -142,7 +176,7 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
   sim.heal();
   sim.set_loss(0);
   sim.run_until(sim.last_disturbance() + checks.settle_bound + seconds(3));
-  ScenarioResult r{name, seed, nodes, true, {}, 0, 0};
+  ScenarioResult r{name, profile, seed, nodes, true, {}, 0, 0, sim.checker()->merge_times()};
   if (auto v = sim.violation()) {
     r.ok = false;
     r.violation = *v;
@@ -156,8 +190,9 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
 }
 
 std::string replay_command(const ScenarioResult& r) {
-  return "tests/cluster/sim_replay --scenario " + r.scenario + " --seed " + std::to_string(r.seed) +
-         " --nodes " + std::to_string(r.nodes);
+  return "tests/cluster/sim_replay --scenario " + r.scenario + " --profile " +
+         to_string(r.profile) + " --seed " + std::to_string(r.seed) + " --nodes " +
+         std::to_string(r.nodes);
 }
 
 }  // namespace regfs::sim

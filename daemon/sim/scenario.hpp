@@ -12,29 +12,44 @@
 #include <vector>
 
 #include "cluster/config.hpp"
+#include "core/time.hpp"
 
 namespace regfs::sim {
 
+// The configuration a scenario runs with: `shipped` is the daemon's own
+// defaults (cluster::Config{}), what users run; `fast` shortens anti-entropy
+// and tombstone times so that short runs exercise them too.
+enum class Profile { shipped, fast };
+const char* to_string(Profile p);
+
 struct ScenarioResult {
   std::string scenario;
+  Profile profile = Profile::shipped;
   std::uint64_t seed = 0;
   std::size_t nodes = 0;
   bool ok = true;
   std::string violation;  // the first broken invariant, with its simulated time
   double simulated_seconds = 0;
   std::uint64_t events = 0;
+  std::vector<Duration> merge_times;  // per timed heal: until every node held the same
 };
 
-// "basic", "lossy", "partition", "oneway", "crash", "leave", "mixed".
+// "basic", "lossy", "partition", "oneway", "crash", "leave", "mixed",
+// "partition-long" (halves that declare each other dead, removals and
+// re-registrations on both sides, heal, repeat).
 const std::vector<std::string>& scenario_names();
 
 // The configuration scenarios run with: the default LAN profile with
 // anti-entropy and tombstone times shortened so that short runs exercise them.
 cluster::Config scenario_config();
 
+cluster::Config profile_config(Profile p);
+
 // Runs one scenario. `nodes` == 0 draws the cluster size (4-12) from the seed.
+// `faults` switches on deliberate defects (tests of the checker itself).
 ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::size_t nodes = 0,
-                            bool trace = false);
+                            bool trace = false, Profile profile = Profile::shipped,
+                            cluster::Faults faults = {});
 
 // The one-line command that replays a result (relative to the build tree).
 std::string replay_command(const ScenarioResult& r);

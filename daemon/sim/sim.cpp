@@ -63,6 +63,7 @@ void Sim::after_call(std::size_t n) {
   SimNode& s = nodes_[n];
   if (!s.core) return;
   auto events = s.core->take_events();
+  if (checker_) checker_->on_own_versions(*this, n);
   if (checker_ && (!events.services.empty() || !events.members.empty())) {
     checker_->on_events(*this, n, events);
   }
@@ -176,6 +177,7 @@ void Sim::heal() {
   oneway_.clear();
   note("heal");
   disturbed();
+  if (checker_) checker_->on_heal(*this);
 }
 
 void Sim::kill(std::size_t n) {

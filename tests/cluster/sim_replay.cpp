@@ -1,7 +1,13 @@
 // Replays seeded simulation scenarios, one or many:
 //   sim_replay --scenario partition --seed 1234 [--nodes 8]
 //   sim_replay --scenario all --seeds 1000 [--first 1]      (the soak)
+//   --profile defaults|fast|both   the daemon's defaults (the default) or the
+//                                  shortened anti-entropy profile, or each in turn
+//   --merge-times                  print the median and worst time from a heal
+//                                  to every node holding the same registry
 // Exit status 0 when every run kept every invariant, 1 otherwise.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -13,7 +19,8 @@ int main(int argc, char** argv) {
   std::string scenario = "all";
   std::uint64_t seed = 1, first = 1, count = 0;
   std::size_t nodes = 0;
-  bool verbose = false, trace = false;
+  bool verbose = false, trace = false, merge_times = false;
+  std::vector<regfs::sim::Profile> profiles{regfs::sim::Profile::shipped};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -27,9 +34,17 @@ int main(int argc, char** argv) {
     else if (arg == "--nodes") nodes = std::stoul(next());
     else if (arg == "-v" || arg == "--verbose") verbose = true;
     else if (arg == "--trace") trace = true;
+    else if (arg == "--merge-times") merge_times = true;
+    else if (arg == "--profile") {
+      const std::string p = next();
+      if (p == "defaults") profiles = {regfs::sim::Profile::shipped};
+      else if (p == "fast") profiles = {regfs::sim::Profile::fast};
+      else if (p == "both") profiles = {regfs::sim::Profile::shipped, regfs::sim::Profile::fast};
+      else { std::fprintf(stderr, "--profile: defaults, fast or both\n"); return 2; }
+    }
     else {
       std::fprintf(stderr, "usage: sim_replay [--scenario NAME|all] [--seed N | --seeds COUNT "
-                           "[--first N]] [--nodes N] [-v]\n");
+                           "[--first N]] [--nodes N] [--profile defaults|fast|both] [--merge-times] [-v]\n");
       return 2;
     }
   }
@@ -39,12 +54,15 @@ int main(int argc, char** argv) {
   else names.push_back(scenario);
   int failures = 0;
   std::uint64_t runs = 0;
+  std::vector<double> merges;
   for (std::uint64_t s = first; s < first + count; ++s) {
-    for (const auto& name : names) {
-      const auto r = regfs::sim::run_scenario(name, s, nodes, trace);
+    for (const auto profile : profiles) for (const auto& name : names) {
+      const auto r = regfs::sim::run_scenario(name, s, nodes, trace, profile);
       ++runs;
+      for (auto d : r.merge_times) merges.push_back(std::chrono::duration<double>(d).count());
       if (verbose || !r.ok) {
-        std::printf("%s seed=%llu nodes=%zu sim=%.1fs events=%llu %s%s\n", r.scenario.c_str(),
+        std::printf("%s/%s seed=%llu nodes=%zu sim=%.1fs events=%llu %s%s\n", r.scenario.c_str(),
+                    regfs::sim::to_string(r.profile),
                     static_cast<unsigned long long>(r.seed), r.nodes, r.simulated_seconds,
                     static_cast<unsigned long long>(r.events), r.ok ? "ok" : "FAIL: ",
                     r.violation.c_str());
@@ -56,5 +74,10 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("%llu runs, %d failed\n", static_cast<unsigned long long>(runs), failures);
+  if (merge_times && !merges.empty()) {
+    std::sort(merges.begin(), merges.end());
+    std::printf("heal to merged: %zu heals, median %.2f s, p99 %.2f s, worst %.2f s\n", merges.size(),
+                merges[merges.size() / 2], merges[merges.size() * 99 / 100], merges.back());
+  }
   return failures == 0 ? 0 : 1;
 }

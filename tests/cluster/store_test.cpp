@@ -99,14 +99,21 @@ TEST_CASE("departed origins are hidden, refused, revived or replaced by a new li
   Changes ch;
   s.apply(Entry{kA, "web", 1, one("h")}, Time{}, ch);
   ch.clear();
-  s.depart(kA, Time{seconds(60)}, ch);
+  s.depart(kA, 0, Time{seconds(60)}, ch);
   CHECK(ch == Changes{{"web", "a"}});
   CHECK(s.entry("a", "web") == nullptr);
   CHECK_FALSE(s.apply(Entry{kA, "web", 2, one("late")}, Time{}, ch));
   CHECK(s.digests().empty());
-  // A refutation brings back exactly what was held.
+  // A refutation does not bring back what was held: the origin may have
+  // removed it meanwhile. It is withdrawn until a newer version comes.
   ch.clear();
-  s.revive(kA, ch);
+  s.revive(kA, 4, ch);
+  CHECK(ch.empty());
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK(s.behind() == std::vector<std::string>{"a"});  // announced 4, holds up to 1
+  CHECK_FALSE(s.apply(Entry{kA, "web", 1, one("h")}, Time{}, ch));  // the same version again
+  CHECK(s.entry("a", "web") == nullptr);
+  CHECK(s.apply(Entry{kA, "web", 4, one("h")}, Time{}, ch));  // registered again
   CHECK(ch == Changes{{"web", "a"}});
   CHECK((*s.entry("a", "web"))[0].endpoint.host == "h");
   // A new life replaces the old one entirely.
@@ -116,7 +123,7 @@ TEST_CASE("departed origins are hidden, refused, revived or replaced by a new li
   CHECK(s.entry("a", "db") != nullptr);
   CHECK_FALSE(s.apply(Entry{kA, "web", 9, one("old life")}, Time{}, ch));
   // The departure record expires with its TTL.
-  s.depart(NodeId{"a", 6}, Time{seconds(10)}, ch);
+  s.depart(NodeId{"a", 6}, 0, Time{seconds(10)}, ch);
   CHECK(s.departed(NodeId{"a", 6}));
   s.purge(Time{seconds(11)}, Time{});
   CHECK_FALSE(s.departed(NodeId{"a", 6}));
