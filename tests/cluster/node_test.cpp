@@ -175,7 +175,7 @@ TEST_CASE("a lone node retries its seeds after 1, 2, 4 s, then every 4 s", "[nod
   // Alone there is nothing to lose by asking: a node cut off from its seeds
   // before it met anyone joins within rejoin_alone_max of them coming back.
   std::vector<Duration> expected{seconds(0), seconds(1), seconds(3)};
-  for (auto t = seconds(7); t <= seconds(100); t += cfg.rejoin_alone_max) expected.push_back(t);
+  for (Duration t = seconds(7); t <= seconds(100); t += cfg.rejoin_alone_max) expected.push_back(t);
   CHECK(contacts == expected);
 }
 
