@@ -2,6 +2,7 @@
 # Installs the Debian packages (if missing) and builds regfs.
 #   packaging/build.sh [BUILD_DIR] [extra cmake arguments...]
 # BUILD_DIR defaults to build/. Prints nothing but errors when all is well.
+# Warnings are not errors unless asked (tests/run passes -DREGFS_WERROR=ON).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
