@@ -189,6 +189,15 @@ std::vector<std::uint8_t> encode_header(Channel channel, const NodeId& sender) {
   return w.take();
 }
 
+std::size_t header_size(const NodeId& sender) {
+  auto varint_size = [](std::uint64_t v) {
+    std::size_t n = 1;
+    for (; v >= 0x80; v >>= 7) ++n;
+    return n;
+  };
+  return 4 + varint_size(sender.name.size()) + sender.name.size() + varint_size(sender.generation);
+}
+
 std::vector<std::uint8_t> encode_frame(Channel channel, const NodeId& sender,
                                        std::span<const Message> messages) {
   auto out = encode_header(channel, sender);

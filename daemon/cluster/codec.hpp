@@ -59,6 +59,9 @@ std::vector<std::uint8_t> encode_message(const Message& m);
 
 // The frame header; append encoded messages to it.
 std::vector<std::uint8_t> encode_header(Channel channel, const NodeId& sender);
+// Its size: it grows with the sender's name (up to 144 bytes), so what a
+// packet has left for messages is max_packet minus this, not a constant.
+std::size_t header_size(const NodeId& sender);
 
 // Header plus every message, without checking any size limit.
 std::vector<std::uint8_t> encode_frame(Channel channel, const NodeId& sender,

@@ -307,7 +307,8 @@ void Node::send_stream(const PeerAddr& to, std::vector<Message> ms) {
 
 void Node::queue_rumor(std::string key, const Message& m, bool urgent) {
   auto bytes = encode_message(m);
-  if (bytes.size() + 64 > cfg_.wire.max_packet) return;  // too big for gossip; push-pull carries it
+  // Too big for a gossip packet of ours; push-pull carries it.
+  if (bytes.size() + header_size(self_) > cfg_.wire.max_packet) return;
   broadcasts_.queue(std::move(key), std::move(bytes));
   urgent_ = urgent_ || urgent;
 }

@@ -16,7 +16,7 @@ namespace regfs::cluster {
 
 void Node::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
-  if (bytes.size() + 64 <= cfg_.wire.max_packet) {
+  if (bytes.size() + header_size(self_) <= cfg_.wire.max_packet) {
     // A change queued into an idle gossip loop waits for its first
     // retransmission round (a gossip interval; relay_delay on a receiver of a
     // direct send): the direct send or urgent push comes first.

@@ -179,3 +179,12 @@ TEST_CASE("one frame decodes into a bounded number of messages and elements", "[
   REQUIRE(frame.size() <= limits.max_stream);
   CHECK_FALSE(decode_frame(frame, limits).ok());
 }
+
+TEST_CASE("header_size is the size of the header", "[codec]") {
+  for (const std::size_t len : {1, 63, 127, 128}) {
+    for (const std::uint64_t gen : {0ULL, 127ULL, 128ULL, 1'700'000'000'000'000ULL, ~0ULL}) {
+      const NodeId n{std::string(len, 'n'), gen};
+      CHECK(header_size(n) == encode_header(Channel::packet, n).size());
+    }
+  }
+}

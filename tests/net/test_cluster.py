@@ -214,3 +214,27 @@ def test_join_through_dns(cluster):
         dns.terminate()
         dns.wait()
         shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_63_character_node_names(cluster):
+    # The DNS label limit, which container host names and pod names often
+    # reach: each frame's header carries the sender's name, and an entry as
+    # large as gossip takes must still fit one datagram with it.
+    hosts = []
+    for i in range(1, 4):
+        h = Host(i, cluster.base)
+        h.up()
+        cluster.hosts.append(h)
+        hosts.append(h)
+    seed = f"{hosts[0].ip}:{PORT}"
+    names = [(h.name + "-" + "x" * 63)[:63] for h in hosts]
+    for h, name in zip(hosts, names):
+        h.start(cluster.key, [seed], "--node-name", name)
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    # 79 instances: an entry of 1266 bytes, which the rumor budget of a short
+    # name took for gossip and a datagram with this header cannot carry.
+    lines = "".join(f"10.77.0.11:{10000 + i} check=none\n" for i in range(79))
+    hosts[0].write("big", lines)
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "big", "10.77.0.11:10078"), 5), h.name
+        assert h.metric("regfs_cluster_bad_frames_total") == 0, h.name
