@@ -46,7 +46,9 @@ struct Alive {
   std::uint32_t incarnation = 0;
   PeerAddr addr;
   // The highest registry version the node had issued when it announced this
-  // incarnation: a receiver that holds less knows it must catch up.
+  // incarnation (every entry it held then was registered again at or below
+  // it): a receiver that holds less knows it must catch up, and one holding
+  // a withdrawn entry above it knows the refutation did not cover that entry.
   std::uint64_t version = 0;
 };
 struct Suspect {

@@ -15,7 +15,7 @@ Duration Node::suspicion_min() const {
 }
 
 Alive Node::self_alive() const {
-  return Alive{self_, me().incarnation, me().addr, store_.own_version()};
+  return Alive{self_, me().incarnation, me().addr, me().announced};
 }
 
 void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
@@ -65,7 +65,15 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
   } else if (a.node.generation < m.id.generation || a.incarnation <= m.incarnation) {
     return;
   } else {
-    if (m.state == MemberState::dead || m.state == MemberState::left) revived(now, a);
+    if (m.state == MemberState::dead || m.state == MemberState::left) {
+      revived(now, a);
+    } else {
+      store_.revive(a.node, a.version, events_.services);  // records what it announced
+      if (!store_.behind().empty()) {
+        if (!catching_up_) catch_up_next_ = now;
+        catching_up_ = true;
+      }
+    }
     suspicions_.erase(m.id.name);
     m.incarnation = a.incarnation;
     m.addr = a.addr;
@@ -83,6 +91,10 @@ void Node::revived(Time now, const Alive& a) {
   store_.revive(a.node, a.version, events_.services);
   if (!catching_up_) catch_up_next_ = now;
   catching_up_ = true;
+  // A death declared at an incarnation it had already refuted (this node had
+  // not heard yet): entries it registered since are withdrawn here and its
+  // refutation did not register them again. Make it refute once more.
+  if (store_.stranded(a.node)) send_packet(a.addr, Suspect{a.node, a.incarnation, self_.name});
 }
 
 void Node::on_suspect(Time now, const Suspect& s) {

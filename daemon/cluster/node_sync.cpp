@@ -70,10 +70,7 @@ SyncState Node::state(std::uint8_t stage) const {
   SyncState s;
   s.stage = stage;
   s.members.reserve(members_.size());
-  for (const auto& m : members_) {
-    const std::uint64_t version = m.id == self_ ? store_.own_version() : m.announced;
-    s.members.push_back({m.id, m.incarnation, m.state, m.addr, version});
-  }
+  for (const auto& m : members_) s.members.push_back({m.id, m.incarnation, m.state, m.addr, m.announced});
   s.digests = store_.digests();
   return s;
 }

@@ -215,6 +215,15 @@ std::uint32_t Store::death_incarnation(const NodeId& origin) const {
   return static_cast<std::uint32_t>(it->second.incarnation);
 }
 
+bool Store::stranded(const NodeId& origin) const {
+  auto it = origins_.find(origin.name);
+  if (it == origins_.end() || it->second.generation != origin.generation) return false;
+  for (const auto& [_, s] : it->second.entries) {
+    if (s.withdrawn && s.version > it->second.announced) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> Store::behind() const {
   std::vector<std::string> out;
   for (const auto& [name, o] : origins_) {

@@ -108,6 +108,10 @@ class Store {
   // Origins that came back and whose changes up to what they announced have
   // not all arrived yet, in name order.
   std::vector<std::string> behind() const;
+  // Whether a withdrawn entry of the origin is newer than what it announced:
+  // its refutation's re-registration cannot replace it, so the origin must
+  // be asked to register again.
+  bool stranded(const NodeId& origin) const;
 
   std::vector<OriginDigest> digests() const;
   // What a peer with these digests lacks, one chunk per origin.

@@ -82,6 +82,7 @@ void random_fault(const std::string& kind, Sim& sim, Script& s, std::vector<std:
 // dead, while both sides remove and re-register; then a heal with nothing
 // else going on, so that the merge is timed; three times over.
 void partition_long(Sim& sim, Script& s, const CheckConfig& checks) {
+  sim.run_for(seconds(2));  // the cluster forms first: a node cut off from its seeds cannot join
   for (int round = 0; round < 3 && !sim.violation(); ++round) {
     std::vector<std::size_t> side;
     for (std::size_t i = 0; i < sim.size(); ++i) if (s.chance(0.5)) side.push_back(i);
@@ -176,7 +177,7 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
   sim.heal();
   sim.set_loss(0);
   sim.run_until(sim.last_disturbance() + checks.settle_bound + seconds(3));
-  ScenarioResult r{name, profile, seed, nodes, true, {}, 0, 0, sim.checker()->merge_times()};
+  ScenarioResult r{name, profile, seed, nodes, true, {}, 0, 0, sim.checker()->merge_times(), faults};
   if (auto v = sim.violation()) {
     r.ok = false;
     r.violation = *v;
@@ -189,10 +190,24 @@ ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::si
   return r;
 }
 
+bool set_fault(cluster::Faults& f, const std::string& name) {
+  if (name == "drop-tombstones") f.drop_tombstones = true;
+  else if (name == "restore-on-revive") f.restore_on_revive = true;
+  else if (name == "silent-changes") f.silent_changes = true;
+  else if (name == "ignore-removals") f.ignore_removals = true;
+  else return false;
+  return true;
+}
+
 std::string replay_command(const ScenarioResult& r) {
+  std::string faults;
+  if (r.faults.drop_tombstones) faults += " --fault drop-tombstones";
+  if (r.faults.restore_on_revive) faults += " --fault restore-on-revive";
+  if (r.faults.silent_changes) faults += " --fault silent-changes";
+  if (r.faults.ignore_removals) faults += " --fault ignore-removals";
   return "tests/cluster/sim_replay --scenario " + r.scenario + " --profile " +
          to_string(r.profile) + " --seed " + std::to_string(r.seed) + " --nodes " +
-         std::to_string(r.nodes);
+         std::to_string(r.nodes) + faults;
 }
 
 }  // namespace regfs::sim

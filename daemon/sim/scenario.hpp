@@ -32,7 +32,12 @@ struct ScenarioResult {
   double simulated_seconds = 0;
   std::uint64_t events = 0;
   std::vector<Duration> merge_times;  // per timed heal: until every node held the same
+  cluster::Faults faults;             // deliberate defects the run had switched on
 };
+
+// Names of the deliberate defects (cluster/faults.hpp), for the replay tool:
+// "drop-tombstones", "restore-on-revive", "silent-changes", "ignore-removals".
+bool set_fault(cluster::Faults& f, const std::string& name);
 
 // "basic", "lossy", "partition", "oneway", "crash", "leave", "mixed",
 // "partition-long" (halves that declare each other dead, removals and

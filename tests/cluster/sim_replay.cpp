@@ -3,6 +3,7 @@
 //   sim_replay --scenario all --seeds 1000 [--first 1]      (the soak)
 //   --profile defaults|fast|both   the daemon's defaults (the default) or the
 //                                  shortened anti-entropy profile, or each in turn
+//   --fault NAME                   switch on a deliberate defect (the checker's own tests)
 //   --merge-times                  print the median and worst time from a heal
 //                                  to every node holding the same registry
 // Exit status 0 when every run kept every invariant, 1 otherwise.
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   std::size_t nodes = 0;
   bool verbose = false, trace = false, merge_times = false;
   std::vector<regfs::sim::Profile> profiles{regfs::sim::Profile::shipped};
+  regfs::cluster::Faults faults;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -35,6 +37,12 @@ int main(int argc, char** argv) {
     else if (arg == "-v" || arg == "--verbose") verbose = true;
     else if (arg == "--trace") trace = true;
     else if (arg == "--merge-times") merge_times = true;
+    else if (arg == "--fault") {
+      if (!regfs::sim::set_fault(faults, next())) {
+        std::fprintf(stderr, "--fault: drop-tombstones, restore-on-revive, silent-changes or ignore-removals\n");
+        return 2;
+      }
+    }
     else if (arg == "--profile") {
       const std::string p = next();
       if (p == "defaults") profiles = {regfs::sim::Profile::shipped};
@@ -57,7 +65,7 @@ int main(int argc, char** argv) {
   std::vector<double> merges;
   for (std::uint64_t s = first; s < first + count; ++s) {
     for (const auto profile : profiles) for (const auto& name : names) {
-      const auto r = regfs::sim::run_scenario(name, s, nodes, trace, profile);
+      const auto r = regfs::sim::run_scenario(name, s, nodes, trace, profile, faults);
       ++runs;
       for (auto d : r.merge_times) merges.push_back(std::chrono::duration<double>(d).count());
       if (verbose || !r.ok) {

@@ -3,6 +3,7 @@
 // command that replays it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "sim/scenario.hpp"
@@ -18,9 +19,10 @@ std::uint64_t seeds(std::uint64_t fallback) {
   return env ? std::strtoull(env, nullptr, 10) : fallback;
 }
 
-void run(const std::string& scenario, std::uint64_t first, std::uint64_t count, std::size_t nodes) {
+void run(const std::string& scenario, std::uint64_t first, std::uint64_t count, std::size_t nodes,
+         sim::Profile profile = sim::Profile::shipped) {
   for (std::uint64_t s = first; s < first + count; ++s) {
-    const auto r = sim::run_scenario(scenario, s, nodes);
+    const auto r = sim::run_scenario(scenario, s, nodes, false, profile);
     if (!r.ok) {
       FAIL_CHECK(r.violation << "\n  seed " << s << ", replay: " << sim::replay_command(r));
       return;
@@ -31,16 +33,80 @@ void run(const std::string& scenario, std::uint64_t first, std::uint64_t count, 
 
 }  // namespace
 
-TEST_CASE("small clusters keep every invariant", "[sim]") {
+TEST_CASE("small clusters keep every invariant with the daemon's defaults", "[sim]") {
   for (const auto& name : sim::scenario_names()) {
-    SECTION(name) { run(name, 1, seeds(300), 0); }
+    SECTION(name) { run(name, 1, seeds(150), 0, sim::Profile::shipped); }
+  }
+}
+
+TEST_CASE("small clusters keep every invariant with fast anti-entropy", "[sim]") {
+  for (const auto& name : sim::scenario_names()) {
+    SECTION(name) { run(name, 1, seeds(150), 0, sim::Profile::fast); }
   }
 }
 
 TEST_CASE("larger clusters keep every invariant", "[sim][large]") {
   SECTION("partition, 30 nodes") { run("partition", 1000, 3, 30); }
+  SECTION("partition-long, 30 nodes") { run("partition-long", 1500, 2, 30); }
   SECTION("crash, 30 nodes") { run("crash", 2000, 3, 30); }
   SECTION("mixed, 40 nodes") { run("mixed", 3000, 2, 40); }
+  SECTION("mixed, 30 nodes, fast profile") { run("mixed", 3500, 2, 30, sim::Profile::fast); }
+}
+
+TEST_CASE("a heal merges within seconds with the daemon's defaults", "[sim]") {
+  // Halves that declared each other dead, with removals and registrations on
+  // both sides: every node holds the same registry soon after each heal.
+  std::vector<Duration> merges;
+  for (std::uint64_t s = 1; s <= seeds(150); ++s) {
+    const auto r = sim::run_scenario("partition-long", s);
+    REQUIRE(r.ok);
+    merges.insert(merges.end(), r.merge_times.begin(), r.merge_times.end());
+  }
+  REQUIRE(merges.size() >= seeds(150) * 2);
+  std::sort(merges.begin(), merges.end());
+  const Duration median = merges[merges.size() / 2];
+  INFO("heals: " << merges.size() << ", median " << median.count() / 1e6 << " ms, worst "
+                 << merges.back().count() / 1e6 << " ms");
+  CHECK(median <= seconds(5));
+  CHECK(merges.back() <= seconds(10));
+}
+
+// Each deliberate defect must be reported, with a seed that replays it. The
+// scenario is the one that provokes that defect; the first seeds suffice, and
+// the test fails if none of the first 50 does.
+void expect_caught(const char* what, cluster::Faults faults, const std::string& scenario,
+                   const std::string& expected) {
+  for (std::uint64_t s = 1; s <= 50; ++s) {
+    const auto r = sim::run_scenario(scenario, s, 0, false, sim::Profile::shipped, faults);
+    if (r.ok) continue;
+    INFO(what << ": seed " << s << ": " << r.violation << "\n  replay: " << sim::replay_command(r));
+    CHECK(r.violation.find(expected) != std::string::npos);
+    return;
+  }
+  FAIL(what << ": no seed of " << scenario << " was caught");
+}
+
+TEST_CASE("the checker catches each deliberate defect of the core", "[sim]") {
+  SECTION("old entries shown again when a death is refuted") {
+    cluster::Faults f;
+    f.restore_on_revive = true;
+    expect_caught("restore_on_revive", f, "partition-long", "resurrected");
+  }
+  SECTION("tombstones dropped") {
+    cluster::Faults f;
+    f.drop_tombstones = true;
+    expect_caught("drop_tombstones", f, "lossy", "still holds");
+  }
+  SECTION("changes applied but not reported (no invalidation)") {
+    cluster::Faults f;
+    f.silent_changes = true;
+    expect_caught("silent_changes", f, "basic", "change events disagree");
+  }
+  SECTION("removals from other nodes ignored") {
+    cluster::Faults f;
+    f.ignore_removals = true;
+    expect_caught("ignore_removals", f, "basic", "still holds");
+  }
 }
 
 TEST_CASE("the same seed gives the same run", "[sim]") {
