@@ -73,16 +73,26 @@ Result<StateStore> StateStore::open(const std::string& dir) {
   if (auto st = make_dir(dir); !st) return st.error();
   if (auto st = make_dir(dir + "/services"); !st) return st.error();
   for (const auto& name : list_dir(dir + "/services")) {
-    if (name.ends_with(".tmp")) ::unlink((dir + "/services/" + name).c_str());
+    // Only the store's own temp files: they start with '.', which no service name does.
+    if (name.starts_with(".") && (name.ends_with(".tmp") || name.ends_with(".old"))) {
+      ::unlink((dir + "/services/" + name).c_str());
+    }
   }
   return StateStore(dir);
 }
 
-Status StateStore::write_file(const std::string& dir, const std::string& name,
-                              const std::string& content) {
-  const std::string path = dir + "/" + name;
-  const std::string tmp = dir + "/." + name + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+int StateStore::injected(Fault point) const { return fault_ ? fault_(point) : 0; }
+
+Status StateStore::sync_dir(const std::string& dir) {
+  if (const int e = injected(Fault::dir_fsync); e != 0) {
+    errno = e;
+    return io_error("cannot fsync", dir);
+  }
+  return fsync_dir(dir);
+}
+
+Status StateStore::write_temp(const std::string& tmp, const std::string& content) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return io_error("cannot create", tmp);
   std::size_t done = 0;
   while (done < content.size()) {
@@ -96,32 +106,68 @@ Status StateStore::write_file(const std::string& dir, const std::string& name,
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    const Error e = io_error("cannot fsync", tmp);
+  if (const int e = injected(Fault::file_fsync); e != 0 || ::fsync(fd) != 0) {
+    if (e != 0) errno = e;
+    const Error err = io_error("cannot fsync", tmp);
     ::close(fd);
     ::unlink(tmp.c_str());
-    return e;
+    return err;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const Error e = io_error("cannot rename onto", path);
-    ::unlink(tmp.c_str());
+  return ok_status();
+}
+
+// Makes `path` hold `content` (nullptr: not exist), durably, or leaves it as it
+// was. The previous file is kept under a second name until the directory's
+// fsync has succeeded; if that fsync fails, the previous file is put back and
+// the directory synced again, so what a restart reads is what the caller was
+// told: the failed change did not happen.
+Status StateStore::replace_file(const std::string& dir, const std::string& name,
+                                const std::string* content) {
+  const std::string path = dir + "/" + name;
+  const std::string tmp = dir + "/." + name + ".tmp";
+  const std::string old = dir + "/." + name + ".old";
+  if (content != nullptr) {
+    if (auto st = write_temp(tmp, *content); !st) return st;
+  }
+  ::unlink(old.c_str());
+  bool had_old = false;
+  if (::link(path.c_str(), old.c_str()) == 0) {
+    had_old = true;
+  } else if (errno != ENOENT) {
+    const Error e = io_error("cannot keep the previous", path);
+    if (content != nullptr) ::unlink(tmp.c_str());
     return e;
   }
-  return fsync_dir(dir);
+  if (content == nullptr && !had_old) return ok_status();  // nothing to remove
+  const int rc = content != nullptr ? ::rename(tmp.c_str(), path.c_str()) : ::unlink(path.c_str());
+  if (rc != 0) {
+    const Error e = io_error(content != nullptr ? "cannot rename onto" : "cannot remove", path);
+    if (content != nullptr) ::unlink(tmp.c_str());
+    ::unlink(old.c_str());
+    return e;
+  }
+  auto synced = sync_dir(dir);
+  if (synced) {
+    ::unlink(old.c_str());  // a leftover is removed at the next start
+    return ok_status();
+  }
+  // The change may or may not be on the disk: put the previous state back.
+  const int back = had_old ? ::rename(old.c_str(), path.c_str()) : ::unlink(path.c_str());
+  if (back == 0 && sync_dir(dir)) {
+    return Error{Errc::io, synced.error().detail + " (the previous state is kept)"};
+  }
+  spdlog::error("state: {} and cannot restore {}: after a restart it may hold the new or the "
+                "previous state", synced.error().detail, path);
+  return synced.error();
 }
 
 Status StateStore::save(std::string_view service, const std::vector<InstanceSpec>& specs) {
   if (!valid_service_name(service)) return Error{Errc::invalid_name, std::string(service)};
-  const std::string dir = dir_ + "/services";
-  if (specs.empty()) {
-    const std::string path = dir + "/" + std::string(service);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return io_error("cannot remove", path);
-    return fsync_dir(dir);
-  }
+  if (specs.empty()) return replace_file(dir_ + "/services", std::string(service), nullptr);
   std::string content;
   for (const auto& spec : specs) content += to_line(spec) + "\n";
-  return write_file(dir, std::string(service), content);
+  return replace_file(dir_ + "/services", std::string(service), &content);
 }
 
 Result<std::map<std::string, std::vector<InstanceSpec>>> StateStore::load() const {
@@ -155,7 +201,8 @@ Result<std::uint64_t> StateStore::next_generation(std::uint64_t floor) {
     generation = std::strtoull(content->c_str(), nullptr, 10);
   }
   generation = std::max(generation + 1, floor);
-  if (auto st = write_file(dir_, "generation", std::to_string(generation) + "\n"); !st) {
+  const std::string content = std::to_string(generation) + "\n";
+  if (auto st = replace_file(dir_, "generation", &content); !st) {
     return st.error();
   }
   return generation;

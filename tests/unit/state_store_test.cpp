@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <cerrno>
 #include <unistd.h>
 
 #include "state_store.hpp"
@@ -52,6 +53,14 @@ TEST_CASE("leftovers and bad files never stop a start") {
   CHECK(loaded->count("good") == 1);
 }
 
+TEST_CASE("a service whose name ends in .tmp survives a restart") {
+  TempDir t;
+  REQUIRE(StateStore::open(t.path.string())->save("backup.tmp", {spec("10.0.0.1:80")}).ok());
+  auto loaded = StateStore::open(t.path.string())->load();
+  REQUIRE(loaded.ok());
+  CHECK(loaded->count("backup.tmp") == 1);
+}
+
 TEST_CASE("generation grows across starts") {
   TempDir t;
   auto a = StateStore::open(t.path.string());
@@ -69,4 +78,39 @@ TEST_CASE("an unusable directory is an io error") {
   REQUIRE_FALSE(store.ok());
   CHECK(store.error().code == Errc::io);
   CHECK(store.error().detail.find("file") != std::string::npos);
+}
+
+TEST_CASE("a change whose directory fsync fails leaves the previous state on disk") {
+  TempDir t;
+  auto store = StateStore::open(t.path.string());
+  REQUIRE(store.ok());
+  REQUIRE(store->save("web", {spec("10.0.0.1:80")}).ok());
+  int failures = 0;
+  // Only the first fsync of the directory fails: the one after the rename.
+  store->set_fault_hook([&](StateStore::Fault f) {
+    return f == StateStore::Fault::dir_fsync && failures++ == 0 ? EIO : 0;
+  });
+  auto reloaded = [&] { return *StateStore::open(t.path.string())->load(); };
+
+  SECTION("replace") {
+    const auto st = store->save("web", {spec("10.0.0.2:80")});
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::io);
+    const auto loaded = reloaded();
+    REQUIRE(loaded.count("web") == 1);
+    CHECK(loaded.at("web").at(0).endpoint.host == "10.0.0.1");
+  }
+  SECTION("create") {
+    REQUIRE_FALSE(store->save("db", {spec("10.0.0.3:5432")}).ok());
+    CHECK(reloaded().count("db") == 0);
+  }
+  SECTION("remove") {
+    REQUIRE_FALSE(store->save("web", {}).ok());
+    CHECK(reloaded().count("web") == 1);
+  }
+  CHECK(failures == 2);  // the failed fsync and the one after putting the previous file back
+  // No temp file is left to be read as a service.
+  for (const auto& e : fs::directory_iterator(t.path / "services")) {
+    CHECK_FALSE(e.path().filename().string().starts_with("."));
+  }
 }
