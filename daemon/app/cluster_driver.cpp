@@ -50,8 +50,7 @@ void ClusterDriver::set_service(const std::string& service,
   if (auto st = core_.set_service(steady_now(), service, instances); !st) {
     spdlog::warn("cluster: cannot replicate {}: {}", service, st.error().detail);
   }
-  // A fresh rumor is due at once: send it now rather than from the timer, so
-  // it leaves before the caller goes on to make the change durable here.
+  // A fresh rumor is due at once: send it now rather than from the timer.
   core_.tick(steady_now());
   pump();
 }

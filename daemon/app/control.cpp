@@ -1,5 +1,6 @@
 #include "control.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -46,14 +47,6 @@ std::vector<gid_t> supplementary_groups(pid_t pid) {
   return groups;
 }
 
-struct Conn : std::enable_shared_from_this<Conn> {
-  explicit Conn(asio::io_context& io) : socket(io) {}
-  stream_protocol::socket socket;
-  std::array<char, 4096> chunk{};
-  std::string request;
-  std::string answer;
-};
-
 }  // namespace
 
 std::string ControlSocket::handle(std::string_view request, const fs::Caller& who,
@@ -83,63 +76,166 @@ std::string ControlSocket::handle(std::string_view request, const fs::Caller& wh
   return "OK\n";
 }
 
+// One request: read until the client shuts its side, answer, close; or
+// closed at its deadline. Tells the ControlSocket once, when it closes.
+class ControlSocket::Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(ControlSocket& owner, stream_protocol::socket socket, ucred cred)
+      : owner_(&owner), socket_(std::move(socket)), deadline_(socket_.get_executor()), cred_(cred) {}
+
+  void start() {
+    deadline_.expires_after(kIdleTimeout);
+    deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec == asio::error::operation_aborted || self->done_) return;
+      if (self->owner_ != nullptr) ++self->owner_->timeouts_;
+      self->close();
+    });
+    read();
+  }
+
+  // Ends the connection (idempotent); pending handlers then complete with errors.
+  void close() {
+    if (done_) return;
+    done_ = true;
+    boost::system::error_code ignored;
+    deadline_.cancel();
+    socket_.close(ignored);
+    if (owner_ != nullptr) owner_->closed(this, cred_.uid);
+    owner_ = nullptr;
+  }
+
+  void detach() { owner_ = nullptr; }
+
+ private:
+  void read() {
+    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
+                                                      const boost::system::error_code& ec, std::size_t n) {
+      self->got(ec, n);
+    });
+  }
+
+  void got(const boost::system::error_code& ec, std::size_t n) {
+    if (done_ || owner_ == nullptr) return;
+    request_.append(chunk_.data(), n);
+    if (request_.size() > kMaxRequest) {
+      answer_ = err(EFBIG, "request too large");
+    } else if (ec == asio::error::eof) {
+      fs::Caller who{cred_.uid, cred_.gid, supplementary_groups(cred_.pid)};
+      answer_ = handle(request_, who, owner_->backend_);
+    } else if (!ec) {
+      return read();
+    } else {
+      return close();
+    }
+    asio::async_write(socket_, asio::buffer(answer_),
+                      [self = shared_from_this()](const boost::system::error_code&, std::size_t) {
+                        self->close();
+                      });
+  }
+
+  ControlSocket* owner_;
+  stream_protocol::socket socket_;
+  asio::steady_timer deadline_;
+  ucred cred_;
+  std::array<char, 4096> chunk_{};
+  std::string request_;
+  std::string answer_;
+  bool done_ = false;
+};
+
 Result<std::unique_ptr<ControlSocket>> ControlSocket::open(asio::io_context& io,
                                                            const std::string& path,
-                                                           fs::Backend& backend) {
-  ::unlink(path.c_str());  // a socket left by an earlier run
+                                                           fs::Backend& backend, gid_t writers_gid) {
+  ::unlink(path.c_str());  // a socket left by an earlier run (unlink never follows a link)
   auto c = std::unique_ptr<ControlSocket>(new ControlSocket(io, path, backend));
   boost::system::error_code ec;
   c->acceptor_.open(stream_protocol(), ec);
-  if (!ec) c->acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (!ec) {
+    // Created with its final mode: no instant in which anyone else may connect.
+    const mode_t old = ::umask(writers_gid != 0 ? 0117 : 0177);
+    c->acceptor_.bind(stream_protocol::endpoint(path), ec);
+    ::umask(old);
+  }
+  if (!ec && writers_gid != 0 && ::lchown(path.c_str(), static_cast<uid_t>(-1), writers_gid) != 0) {
+    ec = boost::system::error_code(errno, boost::system::system_category());
+  }
   if (!ec) c->acceptor_.listen(64, ec);
   if (ec) return Error{Errc::io, "control socket " + path + ": " + ec.message()};
-  ::chmod(path.c_str(), 0666);  // anyone may ask; credentials decide
   c->accept();
   return c;
 }
 
 ControlSocket::ControlSocket(asio::io_context& io, std::string path, fs::Backend& backend)
-    : io_(io), acceptor_(io), path_(std::move(path)), backend_(backend) {}
+    : io_(io), acceptor_(io), pause_(io), path_(std::move(path)), backend_(backend) {}
 
 ControlSocket::~ControlSocket() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  pause_.cancel();
+  for (auto& [raw, weak] : conns_) {
+    if (auto conn = weak.lock()) conn->detach();
+  }
+  for (auto& [raw, weak] : conns_) {
+    if (auto conn = weak.lock()) conn->close();
+  }
   ::unlink(path_.c_str());
 }
 
+std::string ControlSocket::metrics_text() const {
+  auto line = [](const char* name, const char* type, const char* help, std::uint64_t v) {
+    return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  return line("regfs_control_connections", "gauge", "Open connections to the control socket.",
+              conns_.size()) +
+         line("regfs_control_refused_total", "counter",
+              "Control connections closed at once: over the per-user or total bound.", refused_) +
+         line("regfs_control_timeouts_total", "counter",
+              "Control connections closed for want of a request in time.", timeouts_) +
+         line("regfs_control_accept_errors_total", "counter",
+              "Failed accepts on the control socket (each followed by a pause).", accept_errors_);
+}
+
 void ControlSocket::accept() {
-  auto conn = std::make_shared<Conn>(io_);
-  acceptor_.async_accept(conn->socket, [this, conn](const boost::system::error_code& ec) {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, stream_protocol::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      auto read_more = std::make_shared<std::function<void()>>();
-      *read_more = [this, conn, read_more] {
-        conn->socket.async_read_some(asio::buffer(conn->chunk), [this, conn, read_more](
-                                                                    const boost::system::error_code& rec,
-                                                                    std::size_t n) {
-          conn->request.append(conn->chunk.data(), n);
-          if (conn->request.size() > kMaxRequest) {
-            conn->answer = err(EFBIG, "request too large");
-          } else if (rec == asio::error::eof) {
-            ucred cred{};
-            socklen_t len = sizeof cred;
-            ::getsockopt(conn->socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len);
-            fs::Caller who{cred.uid, cred.gid, supplementary_groups(cred.pid)};
-            conn->answer = handle(conn->request, who, backend_);
-          } else if (!rec) {
-            return (*read_more)();
-          } else {
-            return;
-          }
-          *read_more = nullptr;  // break the cycle
-          asio::async_write(conn->socket, asio::buffer(conn->answer),
-                            [conn](const boost::system::error_code&, std::size_t) {});
-        });
-      };
-      (*read_more)();
+    if (ec) {
+      // EMFILE, ENFILE, ENOBUFS...: the pending connection stays queued, so
+      // accepting again at once would spin. Pause, longer each time.
+      ++accept_errors_;
+      backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+      pause_.expires_after(backoff_);
+      pause_.async_wait([this](const boost::system::error_code& pec) {
+        if (!pec) accept();
+      });
+      return;
     }
+    backoff_ = std::chrono::milliseconds(0);
+    accepted(std::move(socket));
     accept();
   });
+}
+
+void ControlSocket::accepted(stream_protocol::socket socket) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
+  if (conns_.size() >= kMaxConnections || per_user_[cred.uid] >= kMaxPerUser) {
+    ++refused_;
+    const std::string answer = err(EAGAIN, "too many connections to the control socket");
+    (void)::send(socket.native_handle(), answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (per_user_[cred.uid] == 0) per_user_.erase(cred.uid);
+    return;  // the socket closes here
+  }
+  auto conn = std::make_shared<Conn>(*this, std::move(socket), cred);
+  conns_.emplace(conn.get(), conn);
+  ++per_user_[cred.uid];
+  conn->start();
+}
+
+void ControlSocket::closed(Conn* conn, uid_t uid) {
+  conns_.erase(conn);
+  if (auto it = per_user_.find(uid); it != per_user_.end() && --it->second == 0) per_user_.erase(it);
 }
 
 }  // namespace regfs

@@ -15,6 +15,7 @@
 #include "advertise.hpp"
 #include "cluster_driver.hpp"
 #include "control.hpp"
+#include "loop_clock.hpp"
 #include "transport/keyring.hpp"
 #include "transport/transport.hpp"
 #include "mirror.hpp"
@@ -91,7 +92,10 @@ int run(const regfs::Options& opt) {
 
   boost::asio::io_context io(1);
   net::HealthChecker checker(io);
-  Node node(io, checker, *store, config);
+  LoopClock clock(io);
+  LoopChecker node_checker(checker);
+  Node node(clock, node_checker, *store, config);
+  clock.on_wake([&node] { node.tick(); });
   auto restored = node.start();
   if (!restored) {
     spdlog::error("state directory: {}", restored.error().detail);
@@ -100,22 +104,24 @@ int run(const regfs::Options& opt) {
 
   std::unique_ptr<Mirror> mirror;
   if (!opt.mirror.empty()) {
-    auto opened = Mirror::open(opt.mirror, node.registry());
+    auto opened = Mirror::open(io, opt.mirror, node.registry());
     if (!opened) {
       spdlog::error("{}", opened.error().detail);
       return kExitStart;
     }
     mirror = std::move(*opened);
     node.add_sink(mirror.get());
+    node.add_metrics([&mirror] { return mirror->metrics_text(); });
   }
   std::unique_ptr<ControlSocket> control;
   if (!opt.mirror.empty()) {
-    auto opened = ControlSocket::open(io, opt.mirror + "/.regfsd.sock", node);
+    auto opened = ControlSocket::open(io, opt.mirror + "/.regfsd.sock", node, config.writers_gid);
     if (!opened) {
       spdlog::error("{}", opened.error().detail);
       return kExitStart;
     }
     control = std::move(*opened);
+    node.add_metrics([&control] { return control->metrics_text(); });
   }
 
   fs::MountOptions mount_options;

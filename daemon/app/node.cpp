@@ -12,30 +12,18 @@ Time steady_now() { return Time{std::chrono::steady_clock::now().time_since_epoc
 
 // A read of one/all/wait parked until checks answer or its deadline passes.
 struct Node::Read {
-  Read(boost::asio::io_context& io, fs::FileKind k, std::string svc, Time now, Duration fresh,
-       Duration timeout, AnswerFn fn)
-      : kind(k),
-        service(std::move(svc)),
-        arrival(now),
-        since(now - fresh),
-        done(std::move(fn)),
-        deadline(io),
-        retry(io) {
-    deadline.expires_after(timeout);
-  }
   fs::FileKind kind;
   std::string service;
   Time arrival;
   Time since;  // oldest verdict this read accepts
   AnswerFn done;
-  boost::asio::steady_timer deadline;
-  boost::asio::steady_timer retry;  // .wait/: look again while nothing is healthy
+  Timers::iterator deadline;  // in timers_, or timers_.end()
+  Timers::iterator retry;     // .wait/: look again while nothing is healthy
   bool finished = false;
 };
 
-Node::Node(boost::asio::io_context& io, net::HealthChecker& checker, StateStore& store,
-           NodeConfig config)
-    : io_(io), checker_(checker), store_(store), config_(std::move(config)), background_(io) {}
+Node::Node(Clock& clock, Checker& checker, StateStore& store, NodeConfig config)
+    : clock_(clock), checker_(checker), store_(store), config_(std::move(config)) {}
 
 Node::~Node() { stop(); }
 
@@ -46,25 +34,65 @@ Result<std::size_t> Node::start() {
     registry_.replace(service, config_.name, resolve(specs));
     own_.emplace(service, std::move(specs));
   }
-  schedule_background();
+  background_at_ = clock_.now() + config_.check_interval;
+  rearm();
   return own_.size();
 }
 
 void Node::stop() {
   if (stopped_) return;
   stopped_ = true;
-  background_.cancel();
+  background_at_ = Time{Duration::max()};
   auto parked = std::move(reads_);
   reads_.clear();
   for (auto& [service, reads] : parked) {
     for (auto& read : reads) finish(read, Error{Errc::host_down, "daemon stopping"});
   }
+  timers_.clear();
+  rearm();
+}
+
+Time Node::next_deadline() const {
+  if (stopped_) return Time{Duration::max()};
+  const Time first = timers_.empty() ? Time{Duration::max()} : timers_.begin()->first;
+  return std::min(first, background_at_);
+}
+
+void Node::rearm() {
+  const Time next = next_deadline();
+  if (next == armed_for_) return;
+  armed_for_ = next;
+  clock_.wake_at(next);
+}
+
+void Node::tick() {
+  armed_for_ = Time{Duration::max()};  // the Clock's request has fired
+  const Time now = clock_.now();
+  // Bounded: each pass removes one timer, and what it fires adds timers only
+  // later than now (a retry is at least 1 ms away).
+  while (!stopped_ && !timers_.empty() && timers_.begin()->first <= now) {
+    const auto it = timers_.begin();
+    const Timer timer = it->second;
+    (timer.retry ? timer.read->retry : timer.read->deadline) = timers_.end();
+    timers_.erase(it);
+    if (timer.retry) {
+      timer.read->since = now;
+      replan(timer.read, false);
+    } else {
+      replan(timer.read, true);
+    }
+  }
+  if (!stopped_ && background_at_ <= now) {
+    background_at_ = now + config_.check_interval;
+    background_round();
+  }
+  rearm();
 }
 
 // ---- reads -----------------------------------------------------------------
 
 void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
-  const Time now = steady_now();
+  const Time now = clock_.now();
   if (kind == fs::FileKind::status) {
     NodeView view{config_.name, config_.generation, config_.advertise, {}};
     if (members_) {
@@ -79,19 +107,19 @@ void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) 
     for (const auto& source : metric_sources_) extra += source();
     return done(fs::Answer{render_metrics(metrics_, registry_, extra), Duration::zero()});
   }
+  if (stopped_) return done(Error{Errc::host_down, "daemon stopping"});
   const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
-  auto read = std::make_shared<Read>(io_, kind, service, now, config_.fresh, timeout,
-                                     std::move(done));
-  start_read(read);
+  auto read = std::make_shared<Read>(Read{kind, service, now, now - config_.fresh, std::move(done),
+                                          timers_.end(), timers_.end(), false});
+  start_read(read, now + timeout);
+  rearm();
 }
 
-void Node::start_read(const std::shared_ptr<Read>& read) {
+void Node::start_read(const std::shared_ptr<Read>& read, Time deadline) {
   reads_[read->service].push_back(read);
   replan(read, false);
-  if (read->finished) return;  // served from fresh verdicts: no timer armed or cancelled
-  read->deadline.async_wait([this, weak = std::weak_ptr<Read>(read)](auto ec) {
-    if (auto r = weak.lock(); r && !ec) replan(r, true);
-  });
+  if (read->finished) return;  // served from fresh verdicts: no timer armed
+  read->deadline = timers_.emplace(deadline, Timer{read, false});
 }
 
 void Node::replan(const std::shared_ptr<Read>& read, bool final) {
@@ -108,7 +136,7 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
 
   if (plan.kind == ReadPlan::Kind::serve) {
     fs::Answer answer{render_endpoints(*svc, plan.serve), Duration::zero()};
-    const Time now = steady_now();
+    const Time now = clock_.now();
     if (read->kind != fs::FileKind::all) advance(*svc, plan.serve.front());
     // An answer may be kept while its verdicts stay fresh; .all must look
     // again next open when some instance is unhealthy (it may recover).
@@ -123,16 +151,12 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
     answer.rotates = read->kind != fs::FileKind::all && svc->instances.size() > 1;
     return finish(read, std::move(answer));
   }
-  if (plan.kind == ReadPlan::Kind::wait) return;  // probes will replan
+  if (plan.kind == ReadPlan::Kind::wait) return;  // checks will replan
   if (waits && !final) {
     // Nothing healthy yet: check again shortly, with fresh verdicts.
-    read->retry.expires_after(std::min<Duration>(milliseconds(250), config_.wait_timeout));
-    read->retry.async_wait([this, weak = std::weak_ptr<Read>(read)](auto ec) {
-      if (auto r = weak.lock(); r && !ec) {
-        r->since = steady_now();
-        replan(r, false);
-      }
-    });
+    if (read->retry != timers_.end()) timers_.erase(read->retry);
+    const Duration pause = std::clamp<Duration>(config_.wait_timeout, milliseconds(1), milliseconds(250));
+    read->retry = timers_.emplace(clock_.now() + pause, Timer{read, true});
     return;
   }
   finish(read, Error{waits ? Errc::timed_out : Errc::host_down, read->service});
@@ -141,14 +165,15 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
 void Node::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
   if (read->finished) return;
   read->finished = true;
-  read->deadline.cancel();
-  read->retry.cancel();
+  if (read->deadline != timers_.end()) timers_.erase(read->deadline);
+  if (read->retry != timers_.end()) timers_.erase(read->retry);
+  read->deadline = read->retry = timers_.end();
   if (auto it = reads_.find(read->service); it != reads_.end()) {
     std::erase(it->second, read);
     if (it->second.empty()) reads_.erase(it);
   }
   ++metrics_.reads;
-  metrics_.read_latency.observe(steady_now() - read->arrival);
+  metrics_.read_latency.observe(clock_.now() - read->arrival);
   if (!answer.ok()) {
     switch (answer.error().code) {
       case Errc::not_found: ++metrics_.reads_not_found; break;
@@ -173,17 +198,18 @@ void Node::probe(const std::string& service, const Instance& inst) {
   InstanceKey key{service, inst.owner, inst.spec};
   if (!in_flight_.insert(key).second) return;  // single flight
   ++metrics_.checks;
-  const Time started = steady_now();
-  checker_.probe(inst.spec.endpoint, inst.spec.check, config_.read_timeout,
-                 [this, key = std::move(key), started](const net::ProbeResult& result) {
+  const Time started = clock_.now();
+  checker_.check(inst.spec.endpoint, inst.spec.check, config_.read_timeout,
+                 [this, key = std::move(key), started](const CheckResult& result) {
                    recorded(key, result, started);
+                   rearm();
                  });
 }
 
-void Node::recorded(const InstanceKey& key, const net::ProbeResult& result, Time started) {
+void Node::recorded(const InstanceKey& key, const CheckResult& result, Time started) {
   in_flight_.erase(key);
   if (stopped_) return;
-  const Time now = steady_now();
+  const Time now = clock_.now();
   metrics_.check_latency.observe(now - started);
   if (!result.healthy) ++metrics_.checks_failed;
 
@@ -215,15 +241,6 @@ void Node::recorded(const InstanceKey& key, const net::ProbeResult& result, Time
     for (auto* sink : sinks_) sink->service_changed(service);
   }
   replan_service(service);
-}
-
-void Node::schedule_background() {
-  background_.expires_after(config_.check_interval);
-  background_.async_wait([this](auto ec) {
-    if (ec || stopped_) return;
-    background_round();
-    schedule_background();
-  });
 }
 
 void Node::background_round() {
@@ -292,20 +309,11 @@ Status Node::remove(const std::string& service) {
 }
 
 Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw) {
-  // Peers hear of the change while it is made durable here, so the network
-  // and the disk's fsync overlap; the write() is answered after both. If the
-  // disk fails, the change is taken back. A crash in between is harmless: a
-  // restarted daemon is a new generation, which supersedes all its previous
-  // life announced.
+  // Durable first, then memory, then the cluster: a change the state
+  // directory refused (the store then keeps the previous file) is seen by
+  // nobody, and a restart brings back exactly what callers were told.
+  if (auto st = store_.save(service, raw); !st) return st;
   const auto resolved = resolve(raw);
-  if (replicate_) replicate_(service, resolved);
-  if (auto st = store_.save(service, raw); !st) {
-    if (replicate_) {
-      const auto it = own_.find(service);
-      replicate_(service, it == own_.end() ? std::vector<InstanceSpec>{} : resolve(it->second));
-    }
-    return st;
-  }
   if (raw.empty()) {
     own_.erase(service);
     spdlog::info("deregistered {}", service);
@@ -313,7 +321,9 @@ Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw
     spdlog::info("registered {}: {} instance(s)", service, raw.size());
     own_[service] = std::move(raw);
   }
+  if (replicate_) replicate_(service, resolved);
   if (registry_.replace(service, config_.name, resolved)) changed(service);
+  rearm();
   return ok_status();
 }
 
@@ -326,6 +336,7 @@ void Node::apply_remote(const std::string& service, const std::string& origin,
                         std::vector<InstanceSpec> instances) {
   if (origin == config_.name || !valid_service_name(service)) return;
   if (registry_.replace(service, origin, std::move(instances))) changed(service);
+  rearm();
 }
 
 std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) const {

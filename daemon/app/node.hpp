@@ -2,12 +2,13 @@
 // node's own registrations and their durability, the health checks behind
 // every read, the owner's background checks and reaping.
 //
-// It is the filesystem's Backend. Not thread-safe: everything runs on the
-// io_context's single thread.
+// It is the filesystem's Backend. It reads no clock and opens no socket: the
+// time and its timers come from a Clock, health checks from a Checker, both
+// passed in (the daemon's run on its Asio loop, loop_clock.hpp; a test's are
+// values it moves by hand). Not thread-safe: one thread calls everything,
+// the Clock's and the Checker's callbacks included.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,7 +21,6 @@
 #include "core/registry.hpp"
 #include "core/render.hpp"
 #include "fs/backend.hpp"
-#include "net/health_checker.hpp"
 #include "state_store.hpp"
 
 namespace regfs {
@@ -43,18 +43,49 @@ struct NodeConfig {
 // The monotonic clock the adapters use.
 Time steady_now();
 
+// Where the node reads the time and asks to be woken.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Time now() const = 0;
+  // The node's tick() is due at `when` (Time{Duration::max()}: nothing is
+  // due). Each call replaces the previous one.
+  virtual void wake_at(Time when) = 0;
+};
+
+// What a health check found.
+struct CheckResult {
+  bool healthy = false;
+  std::string detail;  // "connected", "http 200", "connection refused", ...
+};
+
+// Runs health checks for the node.
+class Checker {
+ public:
+  virtual ~Checker() = default;
+  using Done = std::function<void(const CheckResult&)>;
+  // Checks `endpoint` with `check`; calls `done` exactly once, within
+  // `timeout`, never before returning.
+  virtual void check(const Endpoint& endpoint, const Check& check, Duration timeout, Done done) = 0;
+};
+
 class Node final : public fs::Backend {
  public:
-  // `io`, `checker` and `store` must outlive the node.
-  Node(boost::asio::io_context& io, net::HealthChecker& checker, StateStore& store,
-       NodeConfig config);
+  // `clock`, `checker` and `store` must outlive the node.
+  Node(Clock& clock, Checker& checker, StateStore& store, NodeConfig config);
   ~Node() override;
 
   // Loads this node's registrations from the state directory and starts the
   // background checks. Returns how many services were restored.
   Result<std::size_t> start();
-  // Stops timers and parked reads (they fail with EIO-equivalent host_down).
+  // Stops timers and parked reads (they fail with host_down). Checks still
+  // running complete into nothing.
   void stop();
+
+  // Fires what is due: read deadlines, .wait/ retries, the background round.
+  // The Clock is told when to call it next.
+  void tick();
+  Time next_deadline() const;
 
   // Who is told of changes (the filesystem, the mirror). Each must outlive the node.
   void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
@@ -84,24 +115,29 @@ class Node final : public fs::Backend {
 
  private:
   struct Read;  // a read waiting for checks (node.cpp)
+  struct Timer {
+    std::shared_ptr<Read> read;
+    bool retry = false;  // a .wait/ read looks again; else the read's deadline
+  };
+  using Timers = std::multimap<Time, Timer>;
   using InstanceKey = std::tuple<std::string, std::string, InstanceSpec>;  // service, owner, spec
 
   Status apply_own(const std::string& service, std::vector<InstanceSpec> raw);
   std::vector<InstanceSpec> resolve(const std::vector<InstanceSpec>& raw) const;
   void changed(const std::string& service);
 
-  void start_read(const std::shared_ptr<Read>& read);
+  void start_read(const std::shared_ptr<Read>& read, Time deadline);
   void replan(const std::shared_ptr<Read>& read, bool final);
   void finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer);
   void replan_service(const std::string& service);
   void probe(const std::string& service, const Instance& inst);
-  void recorded(const InstanceKey& key, const net::ProbeResult& result, Time started);
+  void recorded(const InstanceKey& key, const CheckResult& result, Time started);
+  void rearm();
 
-  void schedule_background();
   void background_round();
 
-  boost::asio::io_context& io_;
-  net::HealthChecker& checker_;
+  Clock& clock_;
+  Checker& checker_;
   StateStore& store_;
   NodeConfig config_;
   std::vector<fs::ChangeSink*> sinks_;
@@ -114,7 +150,9 @@ class Node final : public fs::Backend {
   Metrics metrics_;
   std::set<InstanceKey> in_flight_;
   std::map<std::string, std::vector<std::shared_ptr<Read>>, std::less<>> reads_;
-  boost::asio::steady_timer background_;
+  Timers timers_;  // parked reads' deadlines and retries
+  Time background_at_{Duration::max()};
+  Time armed_for_{Duration::max()};  // what the Clock was last asked for
   bool stopped_ = false;
 };
 
