@@ -161,7 +161,7 @@ int cmd_run(const Context& ctx, const std::vector<std::string>& args) {
 
   bool looking = true;       // until the first registration attempt
   std::string registered;    // the endpoint this run added, if the daemon took it
-  std::string said;          // the last "several ports" message, said once
+  std::string said;          // the last "several ports" message: said again only when it changes
   int status = 0;
   bool have_status = false;
   while (true) {
