@@ -58,9 +58,10 @@ Result<std::unique_ptr<Mirror>> Mirror::open(boost::asio::io_context& io, const 
   for (const auto& name : earlier) {
     if (!mirror->shown_.contains(name)) mirror->set(name, std::nullopt);
   }
+  // Not fatal: a full disk at start must not keep the daemon down; appends
+  // to the journal go on and the next compaction tries again.
   if (!mirror->compact_journal()) {
-    return Error{Errc::io, "mirror directory " + dir + ": cannot write " + kJournal + ": " +
-                               std::strerror(errno)};
+    spdlog::warn("mirror: cannot rewrite {}/{}: {}", dir, kJournal, std::strerror(errno));
   }
   return mirror;
 }
