@@ -72,6 +72,11 @@ void ClusterDriver::pump() {
   }
   if (!packets.empty()) transport_->send_packets(std::move(packets));
   const cluster::Events events = core_.take_events();
+  if (events.generation != 0) {
+    spdlog::warn("cluster: this node starts a new life at generation {} (a life of its name was "
+                 "known at or above the previous one)", events.generation);
+    if (on_new_life) on_new_life(events.generation);
+  }
   for (const auto& change : events.services) {
     if (change.origin == core_.self().name) continue;
     const auto* specs = core_.instances(change.origin, change.service);

@@ -46,6 +46,11 @@ class ClusterDriver {
   // The transport's delivery callback target.
   void deliver(const std::string& from, bool stream, std::span<const std::uint8_t> frame);
 
+  // Called with the generation of a new life the core started (it learned of
+  // a life of its name at least as high): the daemon records it, so that its
+  // next start goes higher still.
+  std::function<void(std::uint64_t)> on_new_life;
+
  private:
   void pump();
   void schedule();

@@ -152,10 +152,17 @@ int run(const regfs::Options& opt) {
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     const std::string gossip = host + ":" + std::to_string((*transport)->port());
     const cluster::NodeId self{config.name, config.generation};
-    cluster = std::make_unique<ClusterDriver>(io, node, cluster::Config{}, self, gossip,
+    cluster::Config cluster_config;
+    cluster_config.clock_generation = static_cast<std::uint64_t>(wall_us.count());
+    cluster = std::make_unique<ClusterDriver>(io, node, cluster_config, self, gossip,
                                               std::move(*transport),
                                               std::random_device{}() ^ config.generation);
     driver = cluster.get();
+    cluster->on_new_life = [&store](std::uint64_t g) {
+      if (auto recorded = store->next_generation(g); !recorded) {
+        spdlog::error("state directory: {}", recorded.error().detail);
+      }
+    };
     node.set_members([&cluster] { return cluster->members(); });
     node.add_metrics([&cluster] { return cluster->metrics_text(); });
     node.set_replicator([&cluster](const std::string& service, const std::vector<InstanceSpec>& specs) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "cluster/codec.hpp"
 #include "cluster/faults.hpp"
@@ -67,6 +68,22 @@ struct Config {
   Duration departure_ttl = std::chrono::hours(1);
   Duration purge_interval = seconds(5);
   Duration orphan_grace = seconds(10);          // entries of an origin that is no member
+
+  // What a member may claim (docs/SECURITY.md). A generation is a start time
+  // in wall-clock microseconds: one more than generation_ahead beyond this
+  // node's clock (`clock_generation`, the daemon's wall clock when it built
+  // the core; 0: this node's own generation) cannot be a real start and is
+  // refused, so nobody can take a name out of the cluster with a generation
+  // its owner could never pass. An incarnation rises by one per refutation
+  // and a version by one per change: a known member's incarnation, or what a
+  // node holds of an origin's life, never jumps further than these at once.
+  // A node never makes such a jump itself: accused beyond half of it, it
+  // starts a new life instead, and it announces its version again (a new
+  // incarnation) every half of version_jump_max changes.
+  Duration generation_ahead = std::chrono::hours(24);
+  std::uint64_t clock_generation = 0;
+  std::uint32_t incarnation_jump_max = 1u << 20;
+  std::uint64_t version_jump_max = 1u << 20;
 
   WireLimits wire;
   Limits limits;

@@ -10,6 +10,8 @@ namespace regfs::cluster {
 Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now)
     : cfg_(std::move(config)),
       self_(std::move(self)),
+      clock_generation_(cfg_.clock_generation != 0 ? cfg_.clock_generation : self_.generation),
+      started_(now),
       rng_(seed),
       awareness_(cfg_.awareness_max),
       store_(self_, cfg_.faults) {
@@ -54,6 +56,9 @@ Status Node::set_service(Time now, std::string_view service, std::vector<Instanc
   }
   Entry e = store_.set_own(service, std::move(instances), now, events_.services);
   spread_entry(now, e, true);
+  // Members accept versions up to version_jump_max beyond what they were
+  // announced: say where this node is before it gets that far.
+  if (e.version >= me().announced + cfg_.version_jump_max / 2) announce(now);
   return ok_status();
 }
 
@@ -89,10 +94,15 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
   }
   Frame& f = decoded.value();
   if (f.sender.name == self_.name) return;  // our own echo, or a namesake
+  if (!screen(now, f)) return;
   if (members_.find(f.sender.name) == nullptr && store_.departed(f.sender)) {
     // A life whose death we remember but whose record is gone: it was cut
-    // off for long. Tell it, so that it refutes and comes back.
-    send_packet(from, Dead{f.sender, store_.death_incarnation(f.sender), self_.name, false});
+    // off for long, or it is a new life of a node whose clock is behind its
+    // previous one. Tell it which life died: it refutes, or starts a life
+    // above that one, and comes back.
+    NodeId died = store_.death_of(f.sender.name);
+    if (died.generation < f.sender.generation) died = f.sender;
+    send_packet(from, Dead{died, store_.death_incarnation(f.sender), self_.name, false});
   }
   // Membership first, so that entries of a node that just came back are
   // accepted in the same frame.
@@ -116,7 +126,7 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
     else if (const auto* e = std::get_if<Entry>(&m)) on_entry(now, *e);
     else if (const auto* h = std::get_if<SyncHello>(&m)) on_sync_hello(now, from, *h);
     else if (const auto* st = std::get_if<SyncState>(&m)) on_sync_state(now, from, *st, reply_to);
-    else if (const auto* c = std::get_if<OriginChunk>(&m)) store_.apply(*c, now, events_.services);
+    else if (const auto* c = std::get_if<OriginChunk>(&m)) apply_chunk(now, *c);
   }
   if (stage2) {
     // The opener sent its state with what we lacked; answer with what it lacks.

@@ -40,12 +40,19 @@ struct Outgoing {
 struct Events {
   Changes services;                 // {service, origin}: re-read with instances()
   std::vector<MemberInfo> members;  // members whose state, life or address changed
+  // Non-zero: this node started a new life at this generation (it learned of
+  // a life of its name at least as high, or was accused beyond what it can
+  // refute). The daemon records it, so that its next start goes higher still.
+  std::uint64_t generation = 0;
 };
 
 struct Stats {
   std::uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
   std::uint64_t bad_frames = 0, probes = 0, probe_failures = 0, refutations = 0;
   std::uint64_t syncs_started = 0, syncs_full = 0;
+  // Claims refused as impossible (a generation beyond the clock, a jump of
+  // incarnation or version), and new lives this node started.
+  std::uint64_t refused = 0, new_lives = 0;
 };
 
 class Node {
@@ -140,12 +147,31 @@ class Node {
   void revived(Time now, const Alive& a);
   void on_dead(Time now, const Dead& m);
   void refute(Time now, std::uint32_t accused, bool was_dead);
+  // Starts a life of this node's name above generation `above`: a new
+  // NodeId, incarnation 0, every live entry registered again under it.
+  void new_life(Time now, std::uint64_t above);
+  // Announces this node's version again (a new incarnation), so that what
+  // members were told stays within version_jump_max of what it issues.
+  void announce(Time now);
+  // A claim about this node's own current life that it never made (an
+  // incarnation or a version it has not reached): a member forged it, and
+  // only a new life makes every receiver drop what it believed of this one.
+  bool own_life_forged(const NodeId& id, std::uint64_t version) const;
   Alive self_alive() const;
   void suspicion_tick(Time now);
   void depart(Time now, Member& m);
   Duration suspicion_min() const;
 
   // node_sync.cpp: registry and push-pull
+  // Drops from `f` what no honest member sends (docs/SECURITY.md): lives
+  // beyond the clock, versions far beyond what this node holds; returns false
+  // when the whole frame goes (its sender is such a life).
+  bool screen(Time now, Frame& f);
+  std::uint64_t generation_limit(Time now) const;
+  // The highest version of `origin`'s life accepted now.
+  std::uint64_t version_limit(const NodeId& origin) const;
+  // A push-pull chunk, unless it carries or claims versions beyond version_limit.
+  void apply_chunk(Time now, const OriginChunk& c);
   void on_entry(Time now, const Entry& e);
   void on_sync_hello(Time now, const PeerAddr& from, const SyncHello& m);
   void on_sync_state(Time now, const PeerAddr& from, const SyncState& m,
@@ -170,6 +196,8 @@ class Node {
 
   Config cfg_;
   NodeId self_;
+  std::uint64_t clock_generation_ = 0;  // a generation the clock gave at started_
+  Time started_{};
   std::mt19937_64 rng_;
   // Pointers into members_: peers_ and recent_dead_ are rebuilt when dirty,
   // and all three are dropped when a purge erases a member.

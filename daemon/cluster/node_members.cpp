@@ -1,8 +1,17 @@
 // Membership rumors: alive, suspect, dead/left, with incarnation numbers
 // inside a generation and generations across restarts. A node refutes
 // suspicion or death of its own current life by raising its incarnation.
+//
+// A new life instead of a refutation: when the accusation is at an
+// incarnation this node cannot outbid within what members accept (the last
+// one, 2^32-1, or beyond half of incarnation_jump_max above its own: nobody
+// honest holds an incarnation it never issued), and when it learns that a
+// life of its name at a generation at least as high as its own died (its
+// clock went back, or its state directory was lost). Every receiver drops
+// the previous life and accepts the new one, whatever it believed of the old.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "cluster/node.hpp"
 
@@ -21,6 +30,10 @@ Alive Node::self_alive() const {
 void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
   Member& m = me();
   if (leaving_) return;
+  const std::uint64_t ceiling = std::uint64_t{m.incarnation} + cfg_.incarnation_jump_max / 2;
+  if (accused == std::numeric_limits<std::uint32_t>::max() || accused >= ceiling) {
+    return new_life(now, self_.generation);
+  }
   m.incarnation = std::max(m.incarnation, accused) + 1;
   stats_.refutations++;
   awareness_.apply(1);
@@ -37,11 +50,43 @@ void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
   if (was_dead) push_pull_next_ = now;  // and sync soon
 }
 
+void Node::new_life(Time now, std::uint64_t above) {
+  if (leaving_ || above >= std::numeric_limits<std::uint64_t>::max() - 1) return;
+  self_.generation = std::max(self_.generation, above) + 1;
+  Member& m = me();
+  m.id = self_;
+  m.incarnation = 0;
+  m.state = MemberState::alive;
+  m.since = now;
+  store_.new_life(self_, now, events_.services);
+  m.announced = store_.own_version();
+  stats_.new_lives++;
+  events_.generation = self_.generation;
+  for (const auto& e : store_.own_entries()) queue_rumor("e/" + self_.name + "/" + e.service, e);
+  queue_rumor("m/" + self_.name, self_alive());
+  push_pull_next_ = now;  // and a push-pull at once: peers learn the new life whole
+}
+
+void Node::announce(Time now) {
+  Member& m = me();
+  if (leaving_) return;
+  if (m.incarnation == std::numeric_limits<std::uint32_t>::max()) return new_life(now, self_.generation);
+  m.incarnation++;
+  m.announced = store_.own_version();
+  queue_rumor("m/" + self_.name, self_alive());
+}
+
+bool Node::own_life_forged(const NodeId& id, std::uint64_t version) const {
+  return id == self_ && version > store_.own_version();
+}
+
 void Node::on_alive(Time now, const Alive& a, bool rumor) {
   if (a.node.name == self_.name) {
-    if (a.node.generation == self_.generation && a.incarnation > me().incarnation) {
-      refute(now, a.incarnation, false);  // someone speaks for us: outbid it
-    }
+    // A life above this one that is alive: a namesake, or the previous life
+    // not yet declared dead (its death, when it comes, starts a new life).
+    if (a.node.generation != self_.generation) return;
+    if (own_life_forged(a.node, a.version)) return new_life(now, self_.generation);
+    if (a.incarnation > me().incarnation) refute(now, a.incarnation, false);  // someone speaks for us: outbid it
     return;
   }
   Member* record = members_.find(a.node.name);
@@ -134,7 +179,14 @@ void Node::on_suspect(Time now, const Suspect& s) {
 
 void Node::on_dead(Time now, const Dead& d) {
   if (d.node.name == self_.name) {
-    if (d.node.generation == self_.generation && d.incarnation >= me().incarnation && !d.left) {
+    if (d.node.generation > self_.generation) {
+      // A previous life of this name, with a higher generation than this one
+      // (a clock behind it, a lost state directory): members refuse anything
+      // at or below it, so this node lives above it.
+      return new_life(now, d.node.generation);
+    }
+    // A leave this node did not say (it is not leaving) is refuted like a death.
+    if (d.node.generation == self_.generation && d.incarnation >= me().incarnation) {
       refute(now, d.incarnation, true);
     }
     return;

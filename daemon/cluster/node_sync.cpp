@@ -8,11 +8,126 @@
 // lacks (OriginChunk).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "cluster/hash.hpp"
 #include "cluster/node.hpp"
 
 namespace regfs::cluster {
+namespace {
+
+std::uint64_t add_capped(std::uint64_t a, std::uint64_t b) {
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  return a > max - b ? max : a + b;
+}
+
+std::uint64_t micros(Duration d) {
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<microseconds>(d).count()));
+}
+
+// The newest version a chunk carries, and the newest it claims.
+std::uint64_t chunk_top(const OriginChunk& c) {
+  std::uint64_t top = std::max(c.base, c.upto);
+  for (const auto& item : c.items) top = std::max(top, item.version);
+  return top;
+}
+
+}  // namespace
+
+// What an honest member never sends, dropped before anything is applied
+// (docs/SECURITY.md lists what a key holder can still do):
+// - a life whose generation lies beyond generation_limit: no node can have
+//   started it yet, and a generation nobody can pass would shut its name out;
+// - about a known life: an incarnation more than incarnation_jump_max above
+//   the one held, or an announced version beyond version_limit;
+// - entries and chunks with versions beyond version_limit (what this node
+//   holds or was announced of that life, plus version_jump_max), checked
+//   where they are applied.
+// Claims about this node's own current life that it never made start a new
+// life (own_life_forged); accusations about it go to refute, which starts a
+// new life when it cannot outbid them.
+bool Node::screen(Time now, Frame& f) {
+  const std::uint64_t gen_max = generation_limit(now);
+  if (f.sender.generation > gen_max) {
+    stats_.refused++;
+    return false;
+  }
+  auto forged = [&](const NodeId& id, std::uint64_t version) {
+    if (!own_life_forged(id, version)) return false;
+    new_life(now, self_.generation);
+    return true;
+  };
+  auto known = [&](const NodeId& id) -> const Member* {
+    if (id.name == self_.name) return nullptr;
+    const Member* m = members_.find(id.name);
+    return m != nullptr && m->id.generation == id.generation ? m : nullptr;
+  };
+  auto jumps = [&](const NodeId& id, std::uint32_t incarnation) {
+    const Member* m = known(id);
+    return m != nullptr && incarnation > std::uint64_t{m->incarnation} + cfg_.incarnation_jump_max;
+  };
+  auto member_ok = [&](const NodeId& id, std::uint32_t incarnation, std::uint64_t version,
+                       bool announces) {
+    if (id.generation > gen_max || jumps(id, incarnation)) return false;
+    if (!announces) return true;
+    if (forged(id, version)) return false;
+    return known(id) == nullptr || version <= version_limit(id);
+  };
+  auto ok = [&](Message& m) {
+    if (const auto* p = std::get_if<Ping>(&m)) return p->target.generation <= gen_max;
+    if (const auto* p = std::get_if<PingReq>(&m)) return p->target.generation <= gen_max;
+    if (const auto* a = std::get_if<Alive>(&m)) return member_ok(a->node, a->incarnation, a->version, true);
+    if (const auto* s = std::get_if<Suspect>(&m)) return member_ok(s->node, s->incarnation, 0, false);
+    if (const auto* d = std::get_if<Dead>(&m)) return member_ok(d->node, d->incarnation, 0, false);
+    // Their versions are checked when applied (on_entry, apply_chunk), once
+    // the frame's member records, which may announce them, are merged.
+    if (const auto* e = std::get_if<Entry>(&m)) {
+      return e->origin.generation <= gen_max && !forged(e->origin, e->version);
+    }
+    if (const auto* c = std::get_if<OriginChunk>(&m)) {
+      return c->origin.generation <= gen_max && !forged(c->origin, chunk_top(*c));
+    }
+    if (auto* st = std::get_if<SyncState>(&m)) {
+      std::erase_if(st->members, [&](const MemberRecord& r) {
+        const bool keep = member_ok(r.node, r.incarnation, r.version, r.state == MemberState::alive);
+        stats_.refused += !keep;
+        return !keep;
+      });
+      std::erase_if(st->digests, [&](const OriginDigest& d) {
+        const bool keep = d.origin.generation <= gen_max && !forged(d.origin, std::max(d.complete, d.max));
+        stats_.refused += !keep;
+        return !keep;
+      });
+    }
+    return true;
+  };
+  std::erase_if(f.messages, [&](Message& m) {
+    const bool keep = ok(m);
+    stats_.refused += !keep;
+    return !keep;
+  });
+  return true;
+}
+
+std::uint64_t Node::generation_limit(Time now) const {
+  return add_capped(clock_generation_, add_capped(micros(now - started_), micros(cfg_.generation_ahead)));
+}
+
+std::uint64_t Node::version_limit(const NodeId& origin) const {
+  std::uint64_t seen = store_.seen(origin);
+  const Member* m = members_.find(origin.name);
+  if (m != nullptr && m->id == origin) seen = std::max(seen, m->announced);
+  return add_capped(seen, cfg_.version_jump_max);
+}
+
+void Node::apply_chunk(Time now, const OriginChunk& c) {
+  if (c.origin.name != self_.name && chunk_top(c) > version_limit(c.origin)) {
+    stats_.refused++;
+    return;
+  }
+  store_.apply(c, now, events_.services);
+}
 
 void Node::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
@@ -49,6 +164,10 @@ void Node::spread_entry(Time now, const Entry& e, bool own) {
 }
 
 void Node::on_entry(Time now, const Entry& e) {
+  if (e.origin.name != self_.name && e.version > version_limit(e.origin)) {
+    stats_.refused++;
+    return;
+  }
   if (store_.apply(e, now, events_.services)) spread_entry(now, e, false);
 }
 

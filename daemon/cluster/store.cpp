@@ -1,5 +1,7 @@
 #include "cluster/store.hpp"
 
+#include <algorithm>
+
 #include "cluster/hash.hpp"
 
 namespace regfs::cluster {
@@ -129,11 +131,18 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
   Origin* o = origin_for(c.origin, changes);
   if (o == nullptr) return;
   const std::string& name = c.origin.name;
+  // An honest sender is complete at most up to what it carries: every change
+  // up to its `complete` is held (an item, or superseded by a newer one) or
+  // was a tombstone purged (at or below its purge mark, a snapshot's base).
+  // An increment's base is at most the receiver's own completeness.
+  std::uint64_t carried = c.base;
+  for (const auto& item : c.items) carried = std::max(carried, item.version);
+  const std::uint64_t upto = std::min(c.upto, carried);
   if (c.snapshot) {
     std::set<std::string_view> listed;
     for (const auto& item : c.items) listed.insert(item.service);
     for (auto it = o->entries.begin(); it != o->entries.end();) {
-      if (it->second.version > c.upto || listed.count(it->first) != 0) { ++it; continue; }
+      if (it->second.version > upto || listed.count(it->first) != 0) { ++it; continue; }
       if (serves(*o, it->second)) {
         index(it->first, name, false);
         changed(changes, it->first, name);
@@ -152,11 +161,11 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
     if (it == o->entries.end() || it->second.version < item.version) {
       put(name, *o, item.service, item.version, item.instances, now, changes);
     }
-    if (!covers || item.version > c.upto) saw(*o, item.version);
+    if (!covers || item.version > upto) saw(*o, item.version);
   }
-  o->max = std::max(o->max, c.upto);
-  if (covers && c.upto > o->complete) {
-    o->complete = c.upto;
+  o->max = std::max(o->max, upto);
+  if (covers && upto > o->complete) {
+    o->complete = upto;
     advance(*o);
   }
 }
@@ -213,6 +222,26 @@ std::uint32_t Store::death_incarnation(const NodeId& origin) const {
   auto it = departed_.find(origin.name);
   if (it == departed_.end() || it->second.incarnation < 0) return 0;
   return static_cast<std::uint32_t>(it->second.incarnation);
+}
+
+NodeId Store::death_of(std::string_view name) const {
+  auto it = departed_.find(name);
+  if (it == departed_.end()) return NodeId{};
+  return NodeId{it->first, it->second.generation};
+}
+
+std::uint64_t Store::seen(const NodeId& origin) const {
+  auto it = origins_.find(origin.name);
+  if (it == origins_.end() || it->second.generation != origin.generation) return 0;
+  return std::max(it->second.max, it->second.announced);
+}
+
+void Store::new_life(NodeId self, Time now, Changes& changes) {
+  const std::vector<Entry> live = own_entries();
+  auto it = origins_.find(self_.name);
+  if (it != origins_.end()) erase_origin(it, changes);
+  self_ = std::move(self);
+  for (const auto& e : live) set_own(e.service, e.instances, now, changes);
 }
 
 bool Store::stranded(const NodeId& origin) const {

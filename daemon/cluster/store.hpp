@@ -28,6 +28,14 @@
 // reached (`announced`): until `complete` reaches it, this node knows it
 // lacks changes and asks for them (Node's catch-up).
 //
+// Claims of completeness: a chunk's `upto` counts only as far as what it
+// carries (its newest item or, in a snapshot, its purge mark `base`), which
+// is all an honest sender's completeness can rest on. A member that forges a
+// chunk claiming more than it carries makes no receiver skip the origin's
+// later changes. How far beyond what this node holds a version may jump is
+// Node's check (cluster/node_sync.cpp), since it also knows what members
+// announced.
+//
 // Pure; not thread-safe. Every change of what a service resolves to is
 // appended to the caller's `Changes` as {service, origin}.
 #pragma once
@@ -105,6 +113,15 @@ class Store {
   bool departed(const NodeId& origin, std::uint32_t incarnation) const;
   // The incarnation its death was recorded at (0 for an orphan).
   std::uint32_t death_incarnation(const NodeId& origin) const;
+  // The life whose death is recorded under `name` (generation 0: none).
+  NodeId death_of(std::string_view name) const;
+  // The highest version of `origin`'s life this node holds or was announced
+  // (0 when it holds nothing of that life).
+  std::uint64_t seen(const NodeId& origin) const;
+  // This node starts a new life as `self` (a higher generation of its name):
+  // its live entries are registered again under it, from version 1; its
+  // previous life's tombstones go (the new life supersedes all of it).
+  void new_life(NodeId self, Time now, Changes& changes);
   // Origins that came back and whose changes up to what they announced have
   // not all arrived yet, in name order.
   std::vector<std::string> behind() const;

@@ -85,9 +85,11 @@ void Checker::on_register(Sim& sim, std::size_t n, const std::string& service,
 void Checker::on_own_versions(Sim& sim, std::size_t n) {
   const cluster::Node& node = sim.node(n);
   const std::uint64_t v = node.store().own_version();
-  auto& known = own_version_[n];
-  if (v <= known) return;
   const auto& self = node.self();
+  auto& [life, known] = own_version_[n];
+  if (life != self.generation) known = 0;
+  life = self.generation;
+  if (v <= known) return;
   for (const auto& [service, s] : node.store().origins().at(self.name).entries) {
     if (s.version > known) truth_[{self.name, service}][Version{self.generation, s.version}] = s.instances;
   }

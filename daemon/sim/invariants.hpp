@@ -112,7 +112,9 @@ class Checker {
   CheckConfig cfg_;
   // Ground truth: (origin, service) -> generation/version -> instances.
   std::map<Key, std::map<Version, std::vector<InstanceSpec>>> truth_;
-  std::map<std::size_t, std::uint64_t> own_version_;  // per node: the last version recorded
+  // Per node: the life and the last version of it recorded (a node may start
+  // a new life without a restart, its versions starting again at 1).
+  std::map<std::size_t, std::pair<std::uint64_t, std::uint64_t>> own_version_;
   // Per (node index, origin, service): the highest (generation, version) seen.
   std::map<std::tuple<std::size_t, std::string, std::string>, Version> seen_;
   // Per (node index, origin, service): the version served at the last look,

@@ -1,29 +1,49 @@
 // Random and mutated bytes into the decoder, bounded in time so it runs in
 // the default suite (and under ASan+UBSan there). Decoding must never crash,
 // read out of bounds or allocate without bound; whatever decodes must encode
-// back to a frame that decodes to the same messages.
+// back to a frame that decodes to the same messages. The same frames then go
+// into a core, which must stay within what it accepts (docs/SECURITY.md).
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "cluster/codec.hpp"
+#include "cluster/node.hpp"
 
 using namespace regfs;
 using namespace regfs::cluster;
 
 namespace {
 
+// Every message type, with values at their ends now and then (the last
+// incarnation, generation and version: what the core's screening refuses).
+std::uint64_t edge(std::mt19937_64& rng, std::uint64_t small, std::uint64_t last) {
+  switch (rng() % 8) {
+    case 0: return last;
+    case 1: return last - 1;
+    default: return rng() % small;
+  }
+}
+
 std::vector<std::uint8_t> seed_frame(std::mt19937_64& rng) {
-  const NodeId a{"fuzz", rng() % 1000};
+  constexpr auto kInc = std::numeric_limits<std::uint32_t>::max();
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  const NodeId a{rng() % 2 ? "fuzz" : "core", edge(rng, 1000, kMax)};
+  const auto inc = static_cast<std::uint32_t>(edge(rng, 8, kInc));
+  const std::uint64_t v = edge(rng, 16, kMax);
   std::vector<Message> ms;
-  switch (rng() % 4) {
-    case 0: ms = {Ping{1, a}, Alive{a, 2, {"x:1"}}}; break;
-    case 1: ms = {Entry{a, "svc", 3, {InstanceSpec{Endpoint{"h", 80}, Check{Check::Kind::http, "/h"}}}}}; break;
-    case 2: ms = {SyncState{1, {{a, 1, MemberState::dead, {"y:2"}}}, {{a, 1, 2}}}}; break;
+  switch (rng() % 7) {
+    case 0: ms = {Ping{1, a}, Alive{a, inc, {"x:1"}, v}}; break;
+    case 1: ms = {Entry{a, "svc", v, {InstanceSpec{Endpoint{"h", 80}, Check{Check::Kind::http, "/h"}}}}}; break;
+    case 2: ms = {SyncState{1, {{a, inc, MemberState::dead, {"y:2"}, v}}, {{a, v, v}}}}; break;
+    case 3: ms = {Suspect{a, inc, "f"}, Dead{a, inc, "f", rng() % 2 == 0}}; break;
+    case 4: ms = {PingReq{2, a, {"z:3"}}, Ack{2, rng()}, Nack{3}}; break;
+    case 5: ms = {SyncState{2, {{a, inc, MemberState::alive, {"y:2"}, v}}, {{a, v, v}}}}; break;
     default: {
-      OriginChunk c{a, 0, 4, false, {}};
-      c.items.push_back({"s", 4, {}});
+      OriginChunk c{a, edge(rng, 4, kMax), v, rng() % 2 == 0, {}};
+      c.items.push_back({"s", edge(rng, 8, kMax), {}});
       ms = {SyncHello{1, 2}, c};
     }
   }
@@ -75,4 +95,38 @@ TEST_CASE("the decoder survives hostile bytes", "[codec][fuzz]") {
   INFO("runs " << runs << ", decoded " << decoded);
   CHECK(runs > 1000);
   CHECK(decoded > 0);
+}
+
+TEST_CASE("a core fed hostile frames stays within what it accepts", "[node][fuzz]") {
+  std::mt19937_64 rng(20261202);
+  const auto budget = std::chrono::seconds(2);
+  const auto start = std::chrono::steady_clock::now();
+  const std::uint64_t gen = 500;
+  Config cfg;
+  Node node(cfg, NodeId{"core", gen}, PeerAddr{"c:1"}, 1, Time{});
+  REQUIRE(node.set_service(Time{}, "web", {InstanceSpec{Endpoint{"h", 80}, Check{}}}).ok());
+  Time now{};
+  std::uint64_t runs = 0;
+  while (std::chrono::steady_clock::now() - start < budget && runs < 200000) {
+    auto b = seed_frame(rng);
+    if (rng() % 2) mutate(b, rng);
+    node.handle(now, PeerAddr{"f:1"}, b);
+    if (++runs % 64 == 0) {
+      now = now + milliseconds(10);
+      node.tick(now);
+    }
+    (void)node.take_outgoing();
+    (void)node.take_events();
+  }
+  INFO("runs " << runs << ", refused " << node.stats().refused << ", new lives " << node.stats().new_lives);
+  CHECK(runs > 1000);
+  CHECK(node.stats().refused > 0);
+  // No generation beyond the clock bound was taken in, by this node or of others.
+  const auto ahead = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now.since_epoch + cfg.generation_ahead).count());
+  CHECK(node.self().generation <= gen + ahead + node.stats().new_lives);
+  for (const auto& m : node.members()) CHECK(m.id.generation <= gen + ahead + 1);
+  for (const auto& [name, o] : node.store().origins()) CHECK(o.generation <= gen + ahead);
+  // This node still serves its own registration, under whatever life it is in.
+  CHECK(node.instances("core", "web") != nullptr);
 }

@@ -141,3 +141,40 @@ TEST_CASE("the registry hash follows digests", "[store]") {
   b.apply(e, Time{}, ch);
   CHECK(b.hash() == c.hash());
 }
+
+TEST_CASE("a chunk claims completeness only as far as it carries", "[store]") {
+  Store s(kB);
+  Changes ch;
+  s.apply(Entry{kA, "web", 1, one("h")}, Time{}, ch);
+  // Nothing carried: an increment's claim goes no further than its base.
+  s.apply(OriginChunk{kA, 1, 1000, false, {}}, Time{}, ch);
+  CHECK(s.origins().at("a").complete == 1);
+  CHECK(s.origins().at("a").max == 1);
+  // Up to its newest item, with the gap below filled by the claim.
+  s.apply(OriginChunk{kA, 1, 1000, false, {{"db", 7, one("d")}}}, Time{}, ch);
+  CHECK(s.origins().at("a").complete == 7);
+  // A snapshot counts its purge mark too (tombstones purged up to it), and
+  // removes only what it covers.
+  s.apply(OriginChunk{kA, 9, 1000, true, {{"web", 1, one("h")}, {"db", 7, one("d")}}}, Time{}, ch);
+  CHECK(s.origins().at("a").complete == 9);
+  CHECK(s.entry("a", "db") != nullptr);
+  // The origin's next changes are new here.
+  CHECK(s.apply(Entry{kA, "web", 10, one("h2")}, Time{}, ch));
+  CHECK((*s.entry("a", "web"))[0].endpoint.host == "h2");
+}
+
+TEST_CASE("a new life of this node registers its live entries again from version 1", "[store]") {
+  Store s(kA);
+  Changes ch;
+  s.set_own("web", one("h"), Time{}, ch);
+  s.set_own("db", one("d"), Time{}, ch);
+  s.set_own("old", one("o"), Time{}, ch);
+  s.set_own("old", {}, Time{}, ch);
+  s.new_life(NodeId{"a", 6}, Time{}, ch);
+  CHECK(s.own_version() == 2);
+  CHECK(s.origins().at("a").generation == 6);
+  CHECK(s.origins().at("a").entries.count("old") == 0);
+  CHECK(s.entry("a", "web") != nullptr);
+  CHECK(s.own_entries().size() == 2);
+  CHECK(s.own_entries()[0].origin == NodeId{"a", 6});
+}
