@@ -138,6 +138,19 @@ TEST_CASE("a death of a newer life, within the clock, sends the node to a life a
   CHECK(p.net[p.b].self().generation == newer.generation + 1);
 }
 
+TEST_CASE("a member that does not exist is declared dead within seconds", "[claims]") {
+  Pair p;
+  const NodeId ghost{"ghost", G + 7};
+  p.net.inject(p.a, mallory, {Alive{ghost, 0, PeerAddr{"10.66.6.7:7946"}, 0}});
+  REQUIRE(p.net.sees_alive(p.a, ghost));
+  const auto took = p.net.until(seconds(10), [&] {
+    const auto* m = p.net.member(p.a, "ghost");
+    return m != nullptr && m->state == MemberState::dead;
+  });
+  CHECK(took < seconds(3));
+  CHECK(p.back());
+}
+
 // --- versions and watermarks ---
 
 TEST_CASE("a snapshot claiming completeness beyond what it carries freezes nothing", "[claims]") {
