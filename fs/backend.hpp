@@ -46,10 +46,15 @@ class Backend {
   virtual ~Backend() = default;
 
   using AnswerFn = std::function<void(Result<Answer>)>;
+  // Stops a decision nobody waits for any more (every reader was interrupted):
+  // its checks and retries end and `done` is never called. Loop thread only,
+  // at most once, and only while `done` has not been called.
+  using Abandon = std::function<void()>;
   // Decides what `kind` of `service` reads as now. Calls `done` exactly once,
   // on the loop thread, possibly before returning; within the read deadline
   // (the wait timeout for FileKind::wait). Errors: not_found, host_down, timed_out.
-  virtual void answer(FileKind kind, const std::string& service, AnswerFn done) = 0;
+  // Returns how to abandon the decision (empty when it cannot be, e.g. once decided).
+  virtual Abandon answer(FileKind kind, const std::string& service, AnswerFn done) = 0;
 
   // How many instances are registered under `service` (healthy or not).
   virtual std::size_t instance_count(std::string_view service) const = 0;

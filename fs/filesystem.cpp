@@ -7,6 +7,8 @@
 
 #include "errno_map.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace regfs::fs {
 namespace {
 
@@ -22,6 +24,15 @@ bool rotates_through_link(FileKind kind) { return kind == FileKind::one || kind 
 std::string link_target(FileKind kind, fuse_ino_t answer) {
   return std::string(kind == FileKind::wait ? "../" : "") + std::string(kAnswersDir) + "/" +
          std::to_string(answer);
+}
+
+// The directory a name of `kind` is looked up in.
+fuse_ino_t directory_of(FileKind kind) {
+  switch (kind) {
+    case FileKind::all: return kAllIno;
+    case FileKind::wait: return kWaitIno;
+    default: return kRootIno;
+  }
 }
 
 }  // namespace
@@ -71,13 +82,20 @@ struct stat Filesystem::attributes(const Node& node) const {
   return st;
 }
 
-void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout) {
+void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout, fuse_ino_t parent) {
   fuse_entry_param e{};
   e.ino = node.ino;
   e.generation = 1;
   e.attr = attributes(node);
   e.attr_timeout = kStableTimeout;
   e.entry_timeout = entry_timeout;
+  // Only a dentry the kernel may keep needs dropping when its service
+  // changes: one with no entry timeout (and a negative one, from an error
+  // reply) is looked up again at every open. So names looked up but never
+  // registered are never remembered.
+  if (entry_timeout > 0 && (parent == kRootIno || parent == kAllIno) && !node.service.empty()) {
+    exposed_.emplace(parent, node.service);
+  }
   if (fuse_reply_entry(req, &e) == 0) ++node.nlookup;
 }
 
@@ -86,8 +104,7 @@ void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string
     // Rotation: the name is a link, and each open's readlink decides. In /
     // the kernel keeps it until a change drops it; .wait/ gets no
     // invalidations, so there each open's lookup finds the link again.
-    if (kind == FileKind::one) exposed_.emplace(kRootIno, service);
-    return reply_entry(req, inodes_.link(kind, service), link_timeout(kind));
+    return reply_entry(req, inodes_.link(kind, service), link_timeout(kind), directory_of(kind));
   }
   decide(req, kind, service, Via::lookup);
 }
@@ -105,28 +122,59 @@ void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
       node->held_until == Clock::time_point{}) {
     return (void)fuse_reply_err(req, ENOENT);
   }
-  reply_entry(req, *node, kStableTimeout);
+  reply_entry(req, *node, kStableTimeout, kAnswersIno);
 }
 
 void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service, Via via) {
   Pending key{kind, service, via};
-  auto& parked = lookups_[key];
-  parked.push_back(req);
-  if (parked.size() > 1) return;  // a decision is under way: share it
-  backend_.answer(kind, service,
-                  [this, key](Result<Answer> answer) { decided(key, std::move(answer)); });
+  const auto [it, fresh] = lookups_.try_emplace(key);
+  Decision& decision = it->second;
+  try {
+    decision.reqs.push_back(req);
+  } catch (...) {
+    if (fresh) lookups_.erase(it);
+    throw;  // not parked: the C boundary replies EIO
+  }
+  if (!fresh) return;  // a decision is under way: share it
+  const std::uint64_t id = decision.id = ++decisions_;
+  try {
+    starting_ = true;  // a dot-file answered at once does not count itself as parked
+    Backend::Abandon abandon = backend_.answer(
+        kind, service, [this, key, id](Result<Answer> answer) { decided(key, id, std::move(answer)); });
+    starting_ = false;
+    // Decided already (the callback ran before answer returned)?
+    if (const auto again = lookups_.find(key); again != lookups_.end() && again->second.id == id) {
+      again->second.abandon = std::move(abandon);
+    }
+  } catch (const std::exception& e) {
+    starting_ = false;
+    // Whatever the backend threw, the requests parked on this decision get
+    // their one reply: none stays parked for later lookups to queue behind.
+    spdlog::error("deciding {} failed: {}", service.empty() ? "a dot-file" : service, e.what());
+    decided(key, id, Error{Errc::io, e.what()});
+  } catch (...) {
+    starting_ = false;
+    decided(key, id, Error{Errc::io, "unknown exception"});
+  }
 }
 
-void Filesystem::decided(const Pending& key, Result<Answer> answer) {
+void Filesystem::decided(const Pending& key, std::uint64_t id, Result<Answer> answer) noexcept {
   const auto it = lookups_.find(key);
-  if (it == lookups_.end()) return;  // failed at shutdown
-  const std::vector<fuse_req_t> parked = std::move(it->second);
+  if (it == lookups_.end() || it->second.id != id) return;  // failed at shutdown, or abandoned
+  Replies parked(std::move(it->second.reqs));
   lookups_.erase(it);
-  const auto& [kind, service, via] = key;
-  if (via == Via::lookup && (kind == FileKind::one || kind == FileKind::all)) {
-    exposed_.emplace(kind == FileKind::one ? kRootIno : kAllIno, service);
+  try {
+    deliver(key, answer, parked);
+  } catch (const std::exception& e) {
+    spdlog::error("answering {} failed: {}", std::get<1>(key), e.what());
+  } catch (...) {
+    spdlog::error("answering {} failed", std::get<1>(key));
   }
+  // Whatever deliver did not reply to, `parked` replies EIO to as it goes.
+}
 
+void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Replies& parked) {
+  const auto& [kind, service, via] = key;
   Node* node = nullptr;
   double entry_timeout = 0.0;
   if (answer.ok()) {
@@ -144,16 +192,15 @@ void Filesystem::decided(const Pending& key, Result<Answer> answer) {
     node = &inodes_.file(kind, service, {}, EHOSTDOWN);
   }
   if (node == nullptr) {
-    for (fuse_req_t req : parked) fuse_reply_err(req, to_errno(answer.error().code));
-    return;
+    const int err = to_errno(answer.error().code);
+    return parked.each([err](fuse_req_t req) { fuse_reply_err(req, err); });
   }
   if (via == Via::lookup) {
-    for (fuse_req_t req : parked) reply_entry(req, *node, entry_timeout);
-    return;
+    return parked.each([&](fuse_req_t req) { reply_entry(req, *node, entry_timeout, directory_of(kind)); });
   }
   InodeTable::hold(*node, Clock::now());
   const std::string target = link_target(kind, node->ino);
-  for (fuse_req_t req : parked) fuse_reply_readlink(req, target.c_str());
+  parked.each([&](fuse_req_t req) { fuse_reply_readlink(req, target.c_str()); });
 }
 
 void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -188,14 +235,27 @@ std::string Filesystem::metrics_text() const {
          "regfs_invalidations_total " + std::to_string(invalidations_) + "\n"
          "# HELP regfs_inodes Inodes the mount tracks.\n"
          "# TYPE regfs_inodes gauge\n"
-         "regfs_inodes " + std::to_string(inodes_.size()) + "\n";
+         "regfs_inodes " + std::to_string(inodes_.size()) + "\n"
+         "# HELP regfs_cached_names Names the kernel may hold in its cache, remembered to drop them.\n"
+         "# TYPE regfs_cached_names gauge\n"
+         "regfs_cached_names " + std::to_string(exposed_.size()) + "\n"
+         "# HELP regfs_parked_requests Kernel requests waiting in the daemon for a decision.\n"
+         "# TYPE regfs_parked_requests gauge\n"
+         "regfs_parked_requests " + std::to_string(parked()) + "\n"
+         "# HELP regfs_interrupted_total Parked requests ended by the reader's signal (EINTR).\n"
+         "# TYPE regfs_interrupted_total counter\n"
+         "regfs_interrupted_total " + std::to_string(interrupted_) + "\n"
+         "# HELP regfs_abandoned_total Decisions stopped because every reader was interrupted.\n"
+         "# TYPE regfs_abandoned_total counter\n"
+         "regfs_abandoned_total " + std::to_string(abandoned_) + "\n";
 }
 
 void Filesystem::fail_pending() {
   auto parked = std::move(lookups_);
   lookups_.clear();
-  for (auto& [key, reqs] : parked) {
-    for (fuse_req_t req : reqs) fuse_reply_err(req, EIO);
+  for (auto& [key, decision] : parked) {
+    Replies replies(std::move(decision.reqs));
+    replies.each([](fuse_req_t req) { fuse_reply_err(req, EIO); });
   }
 }
 
@@ -221,12 +281,29 @@ bool Filesystem::park_interruptible(fuse_req_t req) {
 }
 
 void Filesystem::interrupted(fuse_req_t req) {
-  for (auto& [key, reqs] : lookups_) {
-    if (std::erase(reqs, req) > 0) {
-      fuse_reply_err(req, EINTR);
-      return;  // the decision goes on for the others (or for nobody)
-    }
+  for (auto it = lookups_.begin(); it != lookups_.end(); ++it) {
+    auto& reqs = it->second.reqs;
+    if (std::erase(reqs, req) == 0) continue;
+    ++interrupted_;
+    fuse_reply_err(req, EINTR);
+    if (!reqs.empty()) return;  // the decision goes on for the others
+    // Nobody waits for it any more: the backend stops its checks and retries.
+    const Backend::Abandon abandon = std::move(it->second.abandon);
+    lookups_.erase(it);
+    ++abandoned_;
+    if (abandon) abandon();
+    return;
   }
+}
+
+std::size_t Filesystem::parked() const {
+  std::size_t n = 0;
+  for (const auto& [key, decision] : lookups_) n += decision.reqs.size();
+  return starting_ && n > 0 ? n - 1 : n;
+}
+
+Filesystem::Replies::~Replies() {
+  for (std::size_t i = next_; i < reqs_.size(); ++i) fuse_reply_err(reqs_[i], EIO);
 }
 
 }  // namespace regfs::fs

@@ -55,6 +55,9 @@ class Filesystem final : public ChangeSink {
   // Replies EIO to every parked request (at shutdown).
   void fail_pending();
 
+  // Requests parked in the daemon now (the regfs_parked_requests gauge).
+  std::size_t parked() const;
+
   // The operations, one per FUSE request type (ops_*.cpp).
   void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   void forget(fuse_ino_t ino, std::uint64_t nlookup);
@@ -85,13 +88,49 @@ class Filesystem final : public ChangeSink {
   enum class Via { lookup, readlink };
   using Pending = std::tuple<FileKind, std::string, Via>;  // what parked requests asked for
 
+  // Requests parked on one backend decision.
+  struct Decision {
+    std::uint64_t id = 0;           // which backend call's answer is theirs
+    std::vector<fuse_req_t> reqs;   // each still owed its one reply
+    Backend::Abandon abandon;       // stops the backend's work if nobody waits any more
+  };
+
+  // Requests taken off the parked list, each owed exactly one reply. Whatever
+  // `each` did not get to (a reply that threw, say) gets EIO on destruction,
+  // so nothing thrown on the way can leave a request unanswered.
+  class Replies {
+   public:
+    explicit Replies(std::vector<fuse_req_t> reqs) : reqs_(std::move(reqs)) {}
+    ~Replies();
+    Replies(const Replies&) = delete;
+    Replies& operator=(const Replies&) = delete;
+    std::size_t size() const { return reqs_.size(); }
+    // Calls `reply` with each request in arrival order; a request counts as
+    // answered once `reply` returns.
+    template <typename Fn>
+    void each(Fn&& reply) {
+      for (; next_ < reqs_.size(); ++next_) reply(reqs_[next_]);
+    }
+
+   private:
+    std::vector<fuse_req_t> reqs_;
+    std::size_t next_ = 0;
+  };
+
   struct stat attributes(const Node& node) const;
-  void reply_entry(fuse_req_t req, Node& node, double entry_timeout);
+  // Replies with `node` as the entry of a name in directory `parent`, and
+  // remembers the name if the kernel may keep it (entry_timeout > 0).
+  void reply_entry(fuse_req_t req, Node& node, double entry_timeout, fuse_ino_t parent);
   void lookup_service(fuse_req_t req, FileKind kind, const std::string& service);
   void lookup_answer(fuse_req_t req, const char* name);
-  // Parks `req` and starts deciding `kind` of `service` unless already under way.
+  // Parks `req` and starts deciding `kind` of `service` unless already under
+  // way. The only way into lookups_; decided() and interrupted() the only ways
+  // out, each replying to what it takes out. Whatever the backend throws, the
+  // parked requests are answered (EIO).
   void decide(fuse_req_t req, FileKind kind, const std::string& service, Via via);
-  void decided(const Pending& key, Result<Answer> answer);
+  // The backend's answer to decision `id`: replies to its parked requests.
+  void decided(const Pending& key, std::uint64_t id, Result<Answer> answer) noexcept;
+  void deliver(const Pending& key, const Result<Answer>& answer, Replies& parked);
   Caller caller(fuse_req_t req) const;
   bool park_interruptible(fuse_req_t req);
 
@@ -99,11 +138,17 @@ class Filesystem final : public ChangeSink {
   MountOptions options_;
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
-  std::map<Pending, std::vector<fuse_req_t>> lookups_;  // parked lookups by what they asked
-  // Names in / and .all/ that a lookup or create answered since their last
-  // invalidation: only for these may the kernel hold a dentry to drop.
+  std::map<Pending, Decision> lookups_;  // parked requests by what they asked
+  std::uint64_t decisions_ = 0;          // ids of backend decisions started
+  bool starting_ = false;                // in backend_.answer for a new decision
+  // Names in / and .all/ whose entry a lookup let the kernel keep (an entry
+  // timeout above zero) since their last invalidation: only for these may the
+  // kernel hold a dentry to drop. Registered services only, so bounded by the
+  // registry: a missing name's negative entry is never kept.
   std::set<std::pair<fuse_ino_t, std::string>> exposed_;
-  std::uint64_t invalidations_ = 0;                     // kernel cache invalidations queued
+  std::uint64_t invalidations_ = 0;  // kernel cache invalidations queued
+  std::uint64_t interrupted_ = 0;    // parked requests ended with EINTR
+  std::uint64_t abandoned_ = 0;      // decisions abandoned: every reader was interrupted
   struct timespec started_{};
 };
 

@@ -39,8 +39,20 @@ void Notifier::stop() {
     stopping_ = true;
     later_.clear();
   }
-  cv_.notify_one();
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+bool Notifier::stop(std::chrono::milliseconds within) {
+  {
+    std::unique_lock lock(mu_);
+    stopping_ = true;
+    later_.clear();
+    cv_.notify_all();
+    if (!done_cv_.wait_for(lock, within, [this] { return done_; })) return false;
+  }
+  if (thread_.joinable()) thread_.join();
+  return true;
 }
 
 void Notifier::send(const Item& item) {
@@ -63,7 +75,11 @@ void Notifier::run() {
         cv_.wait_until(lock, later_.front().due);
       }
     }
-    if (now_.empty() && stopping_) return;
+    if (now_.empty() && stopping_) {
+      done_ = true;
+      done_cv_.notify_all();
+      return;
+    }
     Item item;
     if (!now_.empty()) {
       item = std::move(now_.front());

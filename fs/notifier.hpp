@@ -45,6 +45,10 @@ class Notifier {
 
   // Sends what is due now, drops the repeats, joins the thread. Idempotent.
   void stop();
+  // The same, but waits at most `within` for the thread to finish: false if
+  // it is still sending (an invalidation waits on a kernel lock that a
+  // request nobody will answer holds). Call stop() once that is resolved.
+  bool stop(std::chrono::milliseconds within);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -60,10 +64,12 @@ class Notifier {
   fuse_session* se_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable done_cv_;  // run() has returned
   std::deque<Item> now_;    // guarded by mu_
   std::deque<Item> later_;  // guarded by mu_; due times in order
   bool stopping_ = false;   // guarded by mu_
   bool sending_ = false;    // guarded by mu_; an item is out of now_ but not yet sent
+  bool done_ = false;       // guarded by mu_; run() has returned
   std::thread thread_;
 };
 

@@ -1,6 +1,8 @@
 // One small callback per FUSE request type, forwarding to the Filesystem.
 // No exception crosses into libfuse: a request whose handler throws gets EIO
-// (handlers reply as their last act, so a throw means no reply was sent).
+// (handlers reply as their last act, so a throw means no reply was sent; a
+// request parked for a decision is answered by Filesystem::decide itself,
+// which never lets an exception out once the request is parked).
 #include "operations.hpp"
 
 #include <cerrno>
@@ -20,6 +22,21 @@ void guarded(fuse_req_t req, Fn&& fn) {
   } catch (const std::exception& e) {
     spdlog::error("request failed: {}", e.what());
     fuse_reply_err(req, EIO);
+  } catch (...) {
+    spdlog::error("request failed");
+    fuse_reply_err(req, EIO);
+  }
+}
+
+// For requests that get no reply (forget): nothing thrown gets out either.
+template <typename Fn>
+void unreplied(Fn&& fn) noexcept {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    spdlog::error("forget failed: {}", e.what());
+  } catch (...) {
+    spdlog::error("forget failed");
   }
 }
 
@@ -38,12 +55,14 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, std::uint64_t nlookup) {
-  fs_of(req).forget(ino, nlookup);
+  unreplied([&] { fs_of(req).forget(ino, nlookup); });
   fuse_reply_none(req);
 }
 
 void op_forget_multi(fuse_req_t req, std::size_t count, fuse_forget_data* forgets) {
-  for (std::size_t i = 0; i < count; ++i) fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
+  unreplied([&] {
+    for (std::size_t i = 0; i < count; ++i) fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
+  });
   fuse_reply_none(req);
 }
 

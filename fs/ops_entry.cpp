@@ -18,9 +18,9 @@ int name_error(const char* name) {
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   const std::string n(name);
   if (parent == kRootIno) {
-    if (n == ".all") return reply_entry(req, *inodes_.find(kAllIno), kDirTimeout);
-    if (n == ".wait") return reply_entry(req, *inodes_.find(kWaitIno), kDirTimeout);
-    if (n == kAnswersDir) return reply_entry(req, *inodes_.find(kAnswersIno), kDirTimeout);
+    if (n == ".all") return reply_entry(req, *inodes_.find(kAllIno), kDirTimeout, kRootIno);
+    if (n == ".wait") return reply_entry(req, *inodes_.find(kWaitIno), kDirTimeout, kRootIno);
+    if (n == kAnswersDir) return reply_entry(req, *inodes_.find(kAnswersIno), kDirTimeout, kRootIno);
     if (n == ".status.json") return decide(req, FileKind::status, {}, Via::lookup);
     if (n == ".metrics") return decide(req, FileKind::metrics, {}, Via::lookup);
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
@@ -45,8 +45,8 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fus
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
   // An empty file until the first write registers it. Writes through this
   // handle bypass the page cache, so nothing written lingers there.
+  // Its entry has no timeout, so there is nothing to drop when it changes.
   Node& node = inodes_.file(FileKind::one, name, {}, 0);
-  exposed_.emplace(kRootIno, name);
   fi->direct_io = 1;
   fi->keep_cache = 0;
   fuse_entry_param e{};

@@ -26,6 +26,16 @@ bool take_over_dead_mount(const std::string& mountpoint) {
   return true;
 }
 
+bool abort_mount(const std::string& mountpoint) {
+  // A forced unmount of a FUSE mount aborts its connection first (the
+  // kernel's umount_begin), whatever the unmount itself then finds busy.
+  if (umount2(mountpoint.c_str(), MNT_FORCE) != 0 && errno != EBUSY) {
+    spdlog::error("could not abort the connection of {}: {}", mountpoint, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Filesystem& fs,
                                                 const std::string& mountpoint,
                                                 std::chrono::microseconds busy_poll,
@@ -139,8 +149,18 @@ int Session::drain() {
 }
 
 void Session::unmount() {
-  if (notifier_) notifier_->stop();
+  // Parked requests first: a lookup parked here holds its directory's lock in
+  // the kernel, a queued invalidation of that directory waits for the lock,
+  // and only this thread could answer the lookup.
   fs_.fail_pending();
+  if (notifier_ && !notifier_->stop(kNotifierGrace)) {
+    // Still blocked: a request the kernel has not handed us yet holds the
+    // lock. Ending the connection ends every such request, and the send.
+    spdlog::warn("invalidations still blocked after {} ms: aborting the connection of {}",
+                 kNotifierGrace.count(), mountpoint_);
+    abort_mount(mountpoint_);
+    notifier_->stop();
+  }
   if (!mounted_) return;
   mounted_ = false;
   fd_.cancel();

@@ -50,6 +50,8 @@ class Session {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // How long unmount waits for queued invalidations before aborting the connection.
+  static constexpr std::chrono::milliseconds kNotifierGrace{1000};
 
   Session(boost::asio::io_context& io, Filesystem& fs, fuse_session* se, std::string mountpoint,
           std::chrono::microseconds busy_poll, std::function<void()> on_exit);
@@ -75,6 +77,13 @@ class Session {
   Clock::time_point last_reply_{};  // when the last request was handled
   bool streak_ = false;             // requests came within busy_poll_ of each other
 };
+
+// Aborts the FUSE connection of the mount at `mountpoint` (a forced
+// unmount): every request waiting in the kernel fails (ENOTCONN or
+// ECONNABORTED) and so does every later one, until a daemon mounts again.
+// Needs no answer from the daemon, so any thread may call it. Returns whether
+// the kernel took it.
+bool abort_mount(const std::string& mountpoint);
 
 // If `mountpoint` is a mount whose daemon died ("Transport endpoint is not
 // connected"), detaches it. Returns whether it did.

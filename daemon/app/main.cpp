@@ -5,6 +5,7 @@
 #include <csignal>
 #include <optional>
 #include <random>
+#include <cstdio>
 #include <cstdlib>
 #include <grp.h>
 #include <iostream>
@@ -21,6 +22,7 @@
 #include "mirror.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/session.hpp"
+#include "fs/watchdog.hpp"
 #include "net/health_checker.hpp"
 #include "node.hpp"
 #include "options.hpp"
@@ -30,6 +32,23 @@ namespace {
 
 constexpr int kExitUsage = 2;
 constexpr int kExitStart = 1;
+constexpr int kExitStalled = 3;  // the watchdog ended the mount
+
+// The kernel's FUSE request timeout (seconds, 0: none) for connections made
+// now: the server asks for none (libfuse 3.14 cannot), so the sysctls decide.
+long kernel_request_timeout() {
+  auto read = [](const char* path) {
+    long value = 0;
+    if (FILE* f = std::fopen(path, "r")) {
+      if (std::fscanf(f, "%ld", &value) != 1) value = 0;
+      std::fclose(f);
+    }
+    return value;
+  };
+  const long def = read("/proc/sys/fs/fuse/default_request_timeout");
+  const long max = read("/proc/sys/fs/fuse/max_request_timeout");
+  return max > 0 && (def == 0 || def > max) ? max : def;
+}
 
 std::string host_name() {
   char buf[256] = {};
@@ -41,6 +60,13 @@ int run(const regfs::Options& opt) {
   using namespace regfs;
   NodeConfig config;
   config.name = opt.node_name.empty() ? host_name() : opt.node_name;
+  if (!valid_node_name(config.name)) {
+    // Only the host name can get here: --node-name was checked with the options.
+    spdlog::error("the host name '{}' is not a node name (1-{} characters of A-Z a-z 0-9 . _ -,"
+                  " not starting with '.'): give --node-name",
+                  config.name, kMaxNodeName);
+    return kExitUsage;
+  }
   config.advertise = opt.advertise.empty() ? detect_advertise_address() : opt.advertise;
   config.bind = opt.bind;
   config.fresh = opt.fresh;
@@ -194,6 +220,33 @@ int run(const regfs::Options& opt) {
       return kExitStart;
     }
     session = std::move(*mounted);
+    const long timeout = kernel_request_timeout();
+    const auto longest = std::chrono::duration_cast<std::chrono::seconds>(
+        std::max(opt.wait_timeout, opt.read_timeout));
+    if (timeout > 0 && timeout <= longest.count()) {
+      spdlog::warn("the kernel's FUSE request timeout ({} s) is not above the longest read "
+                   "({} s): a read that long ends the mount (docs/INTERFACES.md)",
+                   timeout, longest.count());
+    }
+  }
+
+  // A loop that stops making progress ends the mount, so that readers fail
+  // instead of waiting for good, and then the process, so that its
+  // supervisor starts a daemon that takes the mount over.
+  std::optional<fs::Watchdog> watchdog;
+  if (session && opt.stall_timeout > Duration::zero()) {
+    const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(opt.stall_timeout);
+    watchdog.emplace(
+        io, bound,
+        [mount = opt.mount, bound] {
+          spdlog::critical("the event loop made no progress for {} ms: aborting the mount {}",
+                           bound.count(), mount);
+          fs::abort_mount(mount);
+        },
+        [] {
+          spdlog::critical("the event loop is still stuck: exiting");
+          std::_Exit(kExitStalled);
+        });
   }
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -206,8 +259,10 @@ int run(const regfs::Options& opt) {
                config.name, config.generation, opt.no_mount ? "" : opt.mount,
                opt.mirror.empty() ? "" : " mirror " + opt.mirror, *restored, config.advertise);
   io.run();
+  const bool stalled = watchdog && watchdog->fired();
+  watchdog.reset();
   session.reset();
-  return 0;
+  return stalled ? kExitStalled : 0;
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ void Node::tick() {
 
 // ---- reads -----------------------------------------------------------------
 
-void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
+fs::Backend::Abandon Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
   const Time now = clock_.now();
   if (kind == fs::FileKind::status) {
     NodeView view{config_.name, config_.generation, config_.advertise, {}};
@@ -100,19 +100,33 @@ void Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) 
     } else {
       view.members = {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}};
     }
-    return done(fs::Answer{render_status(registry_, view, now), Duration::zero()});
+    done(fs::Answer{render_status(registry_, view, now), Duration::zero()});
+    return {};
   }
   if (kind == fs::FileKind::metrics) {
     std::string extra;
+    std::size_t deciding = 0;
+    for (const auto& [name, reads] : reads_) deciding += reads.size();
+    extra += "# HELP regfs_reads_in_progress Reads being decided (checks, .wait/ retries).\n"
+             "# TYPE regfs_reads_in_progress gauge\n"
+             "regfs_reads_in_progress " + std::to_string(deciding) + "\n";
     for (const auto& source : metric_sources_) extra += source();
-    return done(fs::Answer{render_metrics(metrics_, registry_, extra), Duration::zero()});
+    done(fs::Answer{render_metrics(metrics_, registry_, extra), Duration::zero()});
+    return {};
   }
-  if (stopped_) return done(Error{Errc::host_down, "daemon stopping"});
+  if (stopped_) {
+    done(Error{Errc::host_down, "daemon stopping"});
+    return {};
+  }
   const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
   auto read = std::make_shared<Read>(Read{kind, service, now, now - config_.fresh, std::move(done),
                                           timers_.end(), timers_.end(), false});
   start_read(read, now + timeout);
   rearm();
+  if (read->finished) return {};
+  return [this, weak = std::weak_ptr<Read>(read)] {
+    if (auto r = weak.lock()) abandon(r);
+  };
 }
 
 void Node::start_read(const std::shared_ptr<Read>& read, Time deadline) {
@@ -183,6 +197,19 @@ void Node::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) 
     }
   }
   read->done(std::move(answer));
+}
+
+void Node::abandon(const std::shared_ptr<Read>& read) {
+  if (read->finished) return;
+  read->finished = true;
+  if (read->deadline != timers_.end()) timers_.erase(read->deadline);
+  if (read->retry != timers_.end()) timers_.erase(read->retry);
+  read->deadline = read->retry = timers_.end();
+  if (auto it = reads_.find(read->service); it != reads_.end()) {
+    std::erase(it->second, read);
+    if (it->second.empty()) reads_.erase(it);
+  }
+  rearm();
 }
 
 void Node::replan_service(const std::string& service) {

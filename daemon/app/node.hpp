@@ -103,7 +103,7 @@ class Node final : public fs::Backend {
   void add_metrics(std::function<std::string()> source) { metric_sources_.push_back(std::move(source)); }
 
   // fs::Backend
-  void answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
+  Abandon answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
   std::size_t instance_count(std::string_view service) const override;
   std::vector<std::string> list() const override;
   bool may_write(const fs::Caller& who) const override;
@@ -129,6 +129,8 @@ class Node final : public fs::Backend {
   void start_read(const std::shared_ptr<Read>& read, Time deadline);
   void replan(const std::shared_ptr<Read>& read, bool final);
   void finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer);
+  // Ends `read` without an answer: nobody waits for it any more.
+  void abandon(const std::shared_ptr<Read>& read);
   void replan_service(const std::string& service);
   void probe(const std::string& service, const Instance& inst);
   void recorded(const InstanceKey& key, const CheckResult& result, Time started);

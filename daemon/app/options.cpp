@@ -3,10 +3,30 @@
 #include <charconv>
 #include <map>
 
+#include "core/instance.hpp"
+
 namespace regfs {
 namespace {
 
 Error usage_error(std::string what) { return Error{Errc::invalid_line, std::move(what)}; }
+
+// `text` quoted for an error message: bytes outside printable ASCII as \xNN,
+// so that a terminal shows what was given, and cut at 80.
+std::string shown(std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "'";
+  for (const char c : text.substr(0, 80)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  return out + (text.size() > 80 ? "...'" : "'");
+}
 
 enum class Kind { text, duration, flag, list };
 
@@ -32,6 +52,7 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--reap-after", {"REGFS_REAP_AFTER", Kind::duration}},
       {"--check-interval", {"REGFS_CHECK_INTERVAL", Kind::duration}},
       {"--busy-poll", {"REGFS_BUSY_POLL", Kind::duration}},
+      {"--stall-timeout", {"REGFS_STALL_TIMEOUT", Kind::duration}},
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
@@ -74,6 +95,7 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--reap-after") return duration(o.reap_after);
   if (name == "--check-interval") return duration(o.check_interval);
   if (name == "--busy-poll") return duration(o.busy_poll);
+  if (name == "--stall-timeout") return duration(o.stall_timeout);
   return ok_status();
 }
 
@@ -84,11 +106,23 @@ Status validate(const Options& o) {
   if (!level_ok) return usage_error("--log-level: expected trace, debug, info, warn or error");
   if (o.mount.empty() && !o.no_mount) return usage_error("--mount: empty path");
   if (o.state_dir.empty()) return usage_error("--state-dir: empty path");
+  if (!o.node_name.empty() && !valid_node_name(o.node_name)) {
+    return usage_error("--node-name: " + shown(o.node_name) + " is not a node name (1-" +
+                       std::to_string(kMaxNodeName) +
+                       " characters of A-Z a-z 0-9 . _ -, not starting with '.')");
+  }
+  if (!o.advertise.empty() && !valid_host(o.advertise)) {
+    return usage_error("--advertise: " + shown(o.advertise) +
+                       " is not an IPv4 address, an IPv6 address (without brackets) or a host name");
+  }
   if (o.no_mount && o.mirror.empty()) return usage_error("--no-mount needs --mirror DIR");
   if (o.read_timeout <= Duration::zero()) return usage_error("--read-timeout: must be positive");
   if (o.wait_timeout <= Duration::zero()) return usage_error("--wait-timeout: must be positive");
   if (o.check_interval <= Duration::zero()) return usage_error("--check-interval: must be positive");
   if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
+  if (o.stall_timeout != Duration::zero() && o.stall_timeout < milliseconds(100)) {
+    return usage_error("--stall-timeout: at least 100ms (0 turns the watchdog off)");
+  }
   return ok_status();
 }
 
@@ -186,6 +220,7 @@ const char* options_usage() {
   --reap-after DURATION      reap own failing instances (default 60s) REGFS_REAP_AFTER
   --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
   --busy-poll DURATION       poll for the next request (default 50us) REGFS_BUSY_POLL
+  --stall-timeout DURATION   abort the mount if the loop stalls (5s)  REGFS_STALL_TIMEOUT
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL

@@ -29,6 +29,7 @@ struct Options {
   Duration reap_after = seconds(60);
   Duration check_interval = seconds(5);
   Duration busy_poll = microseconds(50);  // see fs/session.hpp
+  Duration stall_timeout = seconds(5);    // see fs/watchdog.hpp; zero: no watchdog
   std::string mirror;
   bool no_mount = false;
   std::string log_level = "info";

@@ -81,6 +81,12 @@ NodeId get_node(Reader& r) {
   return n;
 }
 
+std::string get_name(Reader& r) {
+  std::string s = r.str(kMaxNodeName);
+  if (r.ok() && !valid_node_name(s)) r.fail();
+  return s;
+}
+
 std::string get_service(Reader& r) {
   std::string s = r.str(kMaxServiceName);
   if (r.ok() && !valid_service_name(s)) r.fail();
@@ -91,6 +97,7 @@ std::vector<InstanceSpec> get_instances(Reader& r, const WireLimits& lim) {
   std::vector<InstanceSpec> v(r.count(lim.max_instances, 5));
   for (auto& s : v) {
     s.endpoint.host = r.str(kMaxHostName);
+    if (r.ok() && !valid_host(s.endpoint.host)) r.fail();
     s.endpoint.port = r.u16();
     const std::uint8_t kind = r.u8();
     if (kind > static_cast<std::uint8_t>(Check::Kind::none)) r.fail();
@@ -122,11 +129,11 @@ Message decode_body(std::uint8_t type, Reader& r, const WireLimits& lim) {
       return m;
     }
     case kSuspect: {
-      Suspect m; m.node = get_node(r); m.incarnation = r.varint32(); m.from = r.str(kMaxNodeName);
+      Suspect m; m.node = get_node(r); m.incarnation = r.varint32(); m.from = get_name(r);
       return m;
     }
     case kDead: {
-      Dead m; m.node = get_node(r); m.incarnation = r.varint32(); m.from = r.str(kMaxNodeName);
+      Dead m; m.node = get_node(r); m.incarnation = r.varint32(); m.from = get_name(r);
       m.left = get_flag(r);
       return m;
     }

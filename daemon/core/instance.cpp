@@ -144,6 +144,16 @@ bool valid_service_name(std::string_view name) {
   return true;
 }
 
+bool valid_node_name(std::string_view name) {
+  return name.size() <= kMaxNodeName && valid_service_name(name);
+}
+
+bool valid_host(std::string_view host) {
+  if (host.find(':') != std::string_view::npos) return valid_ipv6(host);
+  const bool numeric = host.find_first_not_of("0123456789.") == std::string_view::npos;
+  return numeric ? valid_ipv4(host) : valid_hostname(host);
+}
+
 Result<Endpoint> parse_endpoint(std::string_view text) {
   Endpoint e;
   std::string_view host;

@@ -66,6 +66,17 @@ inline constexpr std::size_t kMaxCheckPath = 256;
 // 1-128 characters of A-Z a-z 0-9 . _ -, not starting with '.'.
 bool valid_service_name(std::string_view name);
 
+// A node name follows the service-name alphabet: 1-128 characters of
+// A-Z a-z 0-9 . _ -, not starting with '.' (a host name or an FQDN fits).
+// Checked on the command line and on every name a peer sends.
+inline constexpr std::size_t kMaxNodeName = 128;
+bool valid_node_name(std::string_view name);
+
+// An endpoint's host as it travels between nodes: a dotted-quad IPv4
+// address, an IPv6 address without brackets, or an RFC 1123 host name of at
+// most 253 characters. Never empty (the owner fills in its advertise address).
+bool valid_host(std::string_view host);
+
 // Parses one line (without its newline). Surrounding blanks are ignored.
 Result<InstanceSpec> parse_line(std::string_view line, const Limits& limits);
 

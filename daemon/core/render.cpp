@@ -80,7 +80,10 @@ std::string render_status(const Registry& registry, const NodeView& node, Time n
                        {"generation", m.generation},
                        {"self", m.self}});
   }
-  return doc.dump(2) + '\n';
+  // Every name and address in here was validated where it came in; bytes
+  // that are not UTF-8 (a check's detail, say) still never fail the read:
+  // they show as U+FFFD.
+  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + '\n';
 }
 
 std::string render_metrics(const Metrics& m, const Registry& registry, const std::string& extra) {

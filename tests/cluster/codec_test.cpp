@@ -30,7 +30,7 @@ std::vector<Message> every_kind() {
           Dead{a, 9, "node-a", true},
           Entry{a, "config-server", 12,
                 {spec("10.0.3.17", 8888, Check::Kind::http, "/actuator/health"),
-                 spec("fe80::1", 1, Check::Kind::none), spec("", 9000)}},
+                 spec("fe80::1", 1, Check::Kind::none), spec("db.internal", 9000)}},
           SyncHello{0x0123456789abcdefULL, ~0ULL},
           state,
           chunk};
@@ -186,5 +186,28 @@ TEST_CASE("header_size is the size of the header", "[codec]") {
       const NodeId n{std::string(len, 'n'), gen};
       CHECK(header_size(n) == encode_header(Channel::packet, n).size());
     }
+  }
+}
+
+TEST_CASE("node names and endpoint hosts outside their alphabets are refused", "[codec]") {
+  auto refused = [](const Message& m, const NodeId& sender = NodeId{"s", 1}) {
+    auto bytes = encode_message(m);
+    auto frame = encode_header(Channel::packet, sender);
+    frame.insert(frame.end(), bytes.begin(), bytes.end());
+    return !decode_frame(frame, WireLimits{}).ok();
+  };
+  const NodeId good{"node-a", 1};
+  CHECK_FALSE(refused(Entry{good, "svc", 1, {spec("10.0.0.5", 80), spec("db.internal", 81)}}));
+  for (const std::string& host : std::vector<std::string>{"", "n\xff", "10.0.0.5 x", "300.1.1.1", "a_b", "-a", "[::1]",
+                                 std::string("a\0b", 3)}) {
+    INFO(host);
+    CHECK(refused(Entry{good, "svc", 1, {spec(host, 80)}}));
+  }
+  for (const std::string& name : std::vector<std::string>{"", "n\xff", ".hidden", "a b", "a:1", std::string(129, 'x')}) {
+    INFO(name);
+    CHECK(refused(Entry{NodeId{name, 1}, "svc", 1, {}}));
+    CHECK(refused(Suspect{good, 0, name}));
+    CHECK(refused(Dead{good, 0, name, false}));
+    CHECK(refused(Ack{1}, NodeId{name, 1}));
   }
 }

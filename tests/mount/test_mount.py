@@ -24,6 +24,19 @@ def status(d):
     return json.loads(read(d.path(".status.json")))
 
 
+def metric(d, name):
+    """The value of one sample in .metrics (None when it is not there)."""
+    for line in read(d.path(".metrics")).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def parked(d, n=1, timeout=10):
+    """Waits until `n` requests are parked in the daemon (a reader is really waiting)."""
+    return wait_until(lambda: metric(d, "regfs_parked_requests") == n, timeout)
+
+
 def registrations(d):
     """What is registered, without the verdicts (which age and change)."""
     return {name: sorted((i["endpoint"], i["check"], i["owner"]) for i in insts)
@@ -340,7 +353,7 @@ def test_a_signal_ends_a_wait_in_dot_wait(make_daemon, registered):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert reader.stdout.readline() == "ready\n"
-        time.sleep(0.5)  # parked in the daemon by now
+        assert parked(d)
         started = time.monotonic()
         reader.send_signal(signal.SIGUSR1)
         out, _ = reader.communicate(timeout=10)
@@ -365,7 +378,7 @@ def test_a_reader_parked_in_wait_delays_no_write(make_daemon, servers):
     reader = threading.Thread(target=wait_for_never)
     reader.start()
     try:
-        time.sleep(0.3)  # the reader's readlink is parked in the daemon
+        assert parked(d)
         s = servers()
         for i in range(3):
             write(d.path(f"svc{i}"), s.endpoint)
@@ -683,3 +696,157 @@ def test_mirror_mode_without_a_mount(tmp_path, servers):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+# ---- names, bounds and a daemon that stops answering ------------------------------
+
+def _start_refused(tmp_path, *args):
+    from conftest import REGFSD
+    mnt = tmp_path / "mnt"
+    r = subprocess.run([REGFSD, "--mount", str(mnt), "--state-dir", str(tmp_path / "state"),
+                        "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0", *args],
+                       capture_output=True, timeout=20)
+    assert not is_mounted(str(mnt))
+    return r.returncode, r.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("name", [b"n\xff", b".hidden", b"a b", b"a/b", b"x" * 129])
+def test_a_node_name_that_is_not_one_is_refused(tmp_path, name):
+    code, err_text = _start_refused(tmp_path, b"--node-name", name)
+    assert code == 2, err_text
+    assert "--node-name" in err_text and "not a node name" in err_text, err_text
+    if name == b"n\xff":
+        assert "'n\\xff'" in err_text  # shown as the bytes it is
+
+
+def test_an_advertise_address_that_is_not_one_is_refused(tmp_path):
+    code, err_text = _start_refused(tmp_path, "--node-name", "n1", "--advertise", "10.0.0.1 x")
+    assert code == 2 and "--advertise" in err_text, err_text
+
+
+def test_missing_names_are_not_remembered(daemon, servers):
+    """Lookups of names nobody registered leave nothing behind in the daemon."""
+    s = servers()
+    write(daemon.path("web"), s.endpoint)
+    read(daemon.path("web"))
+    read(daemon.path(".all", "web"))
+    before = metric(daemon, "regfs_cached_names")
+    assert before >= 1
+    for i in range(3000):
+        assert err(os.stat, daemon.path(f"missing-{i}")) == errno.ENOENT
+        if i % 3 == 0:
+            assert err(os.stat, daemon.path(".all", f"missing-{i}")) == errno.ENOENT
+    assert metric(daemon, "regfs_cached_names") == before
+    # What was remembered is still dropped when it changes.
+    t = servers()
+    write(daemon.path("web"), t.endpoint)
+    assert read(daemon.path("web")) == t.endpoint + "\n"
+    assert read(daemon.path(".all", "web")) == t.endpoint + "\n"
+
+
+def test_an_interrupted_wait_stops_the_daemons_work(make_daemon):
+    """A .wait/ reader that gives up (a handled signal) ends the daemon's retries too."""
+    d = make_daemon("--wait-timeout", "30s")
+    write(d.path("down"), f"127.0.0.1:{closed_port()}")  # retried every 250 ms while waited for
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: sys.exit(0))\n"
+        "print('ready', flush=True)\n"
+        "open(sys.argv[1]).read()\n")
+    reader = subprocess.Popen([sys.executable, "-c", script, d.path(".wait", "down")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline() == "ready\n"
+        assert parked(d)
+        assert metric(d, "regfs_reads_in_progress") == 1
+        reader.send_signal(signal.SIGUSR1)
+        assert reader.wait(10) == 0
+        assert wait_until(lambda: metric(d, "regfs_reads_in_progress") == 0, 5)
+        assert metric(d, "regfs_parked_requests") == 0
+        assert metric(d, "regfs_abandoned_total") == 1
+    finally:
+        reader.kill()
+
+
+def _ptrace(request, pid):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(request, pid, None, None) != 0:
+        raise OSError(ctypes.get_errno(), f"ptrace {request:#x}")
+
+
+def _read_errno(path, timeout):
+    """Reads `path` in a child process: its errno (0 if it read), None if still blocked."""
+    code = ("import sys\n"
+            "try:\n"
+            "    open(sys.argv[1]).read()\n"
+            "except OSError as e:\n"
+            "    sys.exit(e.errno)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, path])
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None
+
+
+def test_a_stalled_loop_ends_the_mount_and_a_restart_takes_it_over(make_daemon, servers):
+    """The event loop stops (only its thread, stopped by ptrace): within the stall
+    timeout readers fail instead of waiting, the daemon exits, a new one takes over."""
+    d = make_daemon("--stall-timeout", "1s")
+    s = servers()
+    write(d.path("web"), s.endpoint)
+    pid = d.proc.pid
+    PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
+    _ptrace(PTRACE_SEIZE, pid)  # the main thread runs the loop
+    try:
+        _ptrace(PTRACE_INTERRUPT, pid)
+        started = time.monotonic()
+        got = _read_errno(d.path(".status.json"), 15)
+        took = time.monotonic() - started
+        assert got in (errno.ENOTCONN, errno.ECONNABORTED), got
+        assert took < 5, took
+    finally:
+        try:
+            os.waitpid(pid, 0)  # the interrupt's stop, if it is still to be reaped
+        except ChildProcessError:
+            pass
+        _ptrace(PTRACE_DETACH, pid)
+    assert d.proc.wait(10) == 3
+    d.proc = None
+    assert "no progress" in d.read_log()
+    d.start()
+    assert read(d.path("web")) == s.endpoint + "\n"
+
+
+def test_a_stopped_daemon_fails_readers_with_the_kernel_timeout(make_daemon, servers):
+    """SIGSTOP stops every thread, the watchdog too: the kernel's request timeout
+    (fs.fuse.default_request_timeout, read when the mount starts) ends the wait."""
+    knob = "/proc/sys/fs/fuse/default_request_timeout"
+    if not os.path.exists(knob):
+        pytest.skip("this kernel has no FUSE request timeouts")
+    with open(knob) as f:
+        saved = f.read().strip()
+    with open(knob, "w") as f:
+        f.write("3")
+    try:
+        d = make_daemon("--wait-timeout", "1s", "--read-timeout", "1s")
+    finally:
+        with open(knob, "w") as f:  # only this mount gets it
+            f.write(saved)
+    s = servers()
+    write(d.path("web"), s.endpoint)
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        got = _read_errno(d.path(".status.json"), 60)
+        took = time.monotonic() - started
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    assert got in (errno.ENOTCONN, errno.ECONNABORTED), got
+    assert took < 3 + 15 + 5, took  # the timeout, the kernel's check period, slack
+    d.stop(signal.SIGKILL)
+    d.start()
+    assert read(d.path("web")) == s.endpoint + "\n"

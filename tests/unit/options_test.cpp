@@ -73,3 +73,26 @@ TEST_CASE("durations") {
   CHECK_FALSE(parse_duration("5 s").ok());
   CHECK_FALSE(parse_duration("5d").ok());
 }
+
+TEST_CASE("node names and advertise addresses are checked") {
+  CHECK(parse({"--node-name", "web-1.eu_west"}).ok());
+  for (const std::string bad : {"n\xff", ".hidden", "a b", "a/b", std::string(129, 'x').c_str()}) {
+    INFO(bad);
+    auto o = parse({"--node-name", bad});
+    REQUIRE_FALSE(o.ok());
+    CHECK(o.error().detail.find("--node-name") != std::string::npos);
+  }
+  CHECK(parse({"--node-name", "n\xff"}).error().detail.find("'n\\xff'") != std::string::npos);
+  CHECK_FALSE(parse({}, {{"REGFS_NODE_NAME", "bad name"}}).ok());
+  CHECK(parse({"--advertise", "fe80::1"}).ok());
+  CHECK(parse({"--advertise", "host.example"}).ok());
+  CHECK_FALSE(parse({"--advertise", "[::1]"}).ok());
+  CHECK_FALSE(parse({"--advertise", "10.0.0.1 x"}).ok());
+}
+
+TEST_CASE("stall timeout: 0 turns the watchdog off, else at least 100ms") {
+  CHECK(parse({})->stall_timeout == seconds(5));
+  CHECK(parse({"--stall-timeout", "0"})->stall_timeout == Duration::zero());
+  CHECK(parse({"--stall-timeout", "250ms"})->stall_timeout == milliseconds(250));
+  CHECK_FALSE(parse({"--stall-timeout", "50ms"}).ok());
+}

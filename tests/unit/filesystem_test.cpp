@@ -1,0 +1,155 @@
+// The FUSE adapter with a scripted kernel: every request must get exactly one
+// reply, whatever the backend does (answers, throws, answers and throws).
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.hpp"
+
+using namespace regfs;
+using namespace regfs::fs;
+
+namespace {
+
+// What the adapter replied to each request: an errno (0 for a success reply).
+std::map<fuse_req_t, std::vector<int>> g_replies;
+fuse_ctx g_ctx{};
+fuse_ino_t g_created = 0;  // the inode of the last create
+
+int record(fuse_req_t req, int err) {
+  g_replies[req].push_back(err);
+  return 0;
+}
+
+}  // namespace
+
+// libfuse's side, as the adapter sees it.
+int fuse_reply_err(fuse_req_t req, int err) { return record(req, err); }
+void fuse_reply_none(fuse_req_t req) { record(req, 0); }
+int fuse_reply_entry(fuse_req_t req, const fuse_entry_param*) { return record(req, 0); }
+int fuse_reply_create(fuse_req_t req, const fuse_entry_param* e, const fuse_file_info*) {
+  g_created = e->ino;
+  return record(req, 0);
+}
+int fuse_reply_attr(fuse_req_t req, const struct stat*, double) { return record(req, 0); }
+int fuse_reply_readlink(fuse_req_t req, const char*) { return record(req, 0); }
+int fuse_reply_write(fuse_req_t req, size_t) { return record(req, 0); }
+int fuse_reply_buf(fuse_req_t req, const char*, size_t) { return record(req, 0); }
+size_t fuse_add_direntry(fuse_req_t, char*, size_t, const char*, const struct stat*, off_t) { return 0; }
+const fuse_ctx* fuse_req_ctx(fuse_req_t) { return &g_ctx; }
+int fuse_req_getgroups(fuse_req_t, int, gid_t[]) { return 0; }
+void fuse_req_interrupt_func(fuse_req_t, fuse_interrupt_func_t, void*) {}
+int fuse_req_interrupted(fuse_req_t) { return 0; }
+int fuse_lowlevel_notify_inval_entry(fuse_session*, fuse_ino_t, const char*, size_t) { return 0; }
+
+namespace {
+
+// A backend that registers what it is told and answers dot-files as scripted.
+class ScriptedBackend final : public Backend {
+ public:
+  enum class Mode { answer, throw_before, throw_after, hold };
+  Mode mode = Mode::answer;
+  std::vector<AnswerFn> held;  // Mode::hold: answered by the test
+  int abandoned = 0;
+
+  Abandon answer(FileKind, const std::string&, AnswerFn done) override {
+    switch (mode) {
+      case Mode::answer: done(Answer{"{}\n", Duration::zero(), false}); return {};
+      case Mode::throw_before: throw std::runtime_error("invalid UTF-8 byte");
+      case Mode::throw_after:
+        done(Answer{"{}\n", Duration::zero(), false});
+        throw std::runtime_error("after the answer");
+      case Mode::hold: held.push_back(std::move(done)); return [this] { ++abandoned; };
+    }
+    return {};
+  }
+  std::size_t instance_count(std::string_view) const override { return 0; }
+  std::vector<std::string> list() const override { return {}; }
+  bool may_write(const Caller&) const override { return true; }
+  Status write(const std::string&, std::string_view, bool) override { return ok_status(); }
+  Status remove(const std::string&) override { return ok_status(); }
+};
+
+fuse_req_t request(int n) {
+  static char storage[64];
+  return reinterpret_cast<fuse_req_t>(&storage[n]);
+}
+
+std::vector<int> replies(fuse_req_t req) { return g_replies[req]; }
+
+}  // namespace
+
+TEST_CASE("a backend that throws leaves no request parked or unanswered") {
+  g_replies.clear();
+  ScriptedBackend backend;
+  Filesystem fs(backend, MountOptions{});
+
+  backend.mode = ScriptedBackend::Mode::throw_before;
+  fs.lookup(request(1), kRootIno, ".status.json");
+  CHECK(replies(request(1)) == std::vector<int>{EIO});
+  CHECK(fs.parked() == 0);
+
+  // The next lookup of the same name is decided, not queued behind the first.
+  backend.mode = ScriptedBackend::Mode::answer;
+  fs.lookup(request(2), kRootIno, ".status.json");
+  CHECK(replies(request(2)) == std::vector<int>{0});
+
+  // Thrown after answering: the one reply stands, no second one.
+  backend.mode = ScriptedBackend::Mode::throw_after;
+  fs.lookup(request(3), kRootIno, ".status.json");
+  CHECK(replies(request(3)) == std::vector<int>{0});
+  CHECK(fs.parked() == 0);
+
+  // Writes still go through.
+  fuse_file_info fi{};
+  fs.create(request(4), kRootIno, "web", &fi);
+  REQUIRE(replies(request(4)) == std::vector<int>{0});
+  backend.mode = ScriptedBackend::Mode::throw_before;
+  fs.lookup(request(5), kRootIno, ".metrics");
+  CHECK(replies(request(5)) == std::vector<int>{EIO});
+  fs.write(request(6), g_created, "1.2.3.4:80\n", 11, 0, 0);
+  CHECK(replies(request(6)) == std::vector<int>{0});
+
+  // Nothing is left for shutdown to fail.
+  fs.fail_pending();
+  for (const auto& [req, got] : g_replies) CHECK(got.size() == 1);
+}
+
+TEST_CASE("readers that share a decision each get one reply; interrupted ones end the work") {
+  g_replies.clear();
+  ScriptedBackend backend;
+  backend.mode = ScriptedBackend::Mode::hold;
+  Filesystem fs(backend, MountOptions{});
+
+  fs.lookup(request(1), kRootIno, ".status.json");
+  fs.lookup(request(2), kRootIno, ".status.json");
+  CHECK(backend.held.size() == 1);  // shared
+  CHECK(fs.parked() == 2);
+  backend.held.front()(Answer{"{}\n", Duration::zero(), false});
+  CHECK(replies(request(1)) == std::vector<int>{0});
+  CHECK(replies(request(2)) == std::vector<int>{0});
+  CHECK(fs.parked() == 0);
+
+  // Both readers of a second decision interrupted: the backend is told to stop.
+  fs.lookup(request(3), kWaitIno, "never");
+  fs.lookup(request(4), kWaitIno, "never");
+  fs.interrupted(request(3));
+  CHECK(backend.abandoned == 0);  // one still waits
+  fs.interrupted(request(4));
+  CHECK(backend.abandoned == 1);
+  CHECK(replies(request(3)) == std::vector<int>{EINTR});
+  CHECK(replies(request(4)) == std::vector<int>{EINTR});
+  CHECK(fs.parked() == 0);
+  // A late answer to the abandoned decision reaches nobody.
+  backend.held.back()(Error{Errc::timed_out, "never"});
+  CHECK(replies(request(4)) == std::vector<int>{EINTR});
+
+  // Shutdown fails what is parked, once.
+  fs.lookup(request(5), kWaitIno, "later");
+  fs.fail_pending();
+  CHECK(replies(request(5)) == std::vector<int>{EIO});
+  CHECK(fs.parked() == 0);
+}
