@@ -238,3 +238,59 @@ def test_63_character_node_names(cluster):
     for h in hosts:
         assert wait_until(lambda: visible(h, "big", "10.77.0.11:10078"), 5), h.name
         assert h.metric("regfs_cluster_bad_frames_total") == 0, h.name
+
+
+def test_a_partition_longer_than_death_heals_fast_and_resurrects_nothing(cluster):
+    """{1,2} and {3,4,5} cut apart for 10 s with the daemon's defaults: each
+    side declares the other dead; node 1 removes `to-remove` and registers
+    `near-side`, node 4 registers `far-side`. After the heal every node is
+    read every 50 ms for 30 s: no read of `to-remove` may succeed, and every
+    node must see both sides' registrations within 10 s."""
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    a, b = hosts[:2], hosts[2:]
+    hosts[0].write("to-remove", f"{hosts[0].ip}:1 check=none\n")
+    for h in hosts:
+        assert wait_until(lambda: visible(h, "to-remove", f"{hosts[0].ip}:1"), 5), h.name
+    for h in a:
+        h.isolate(b)
+    for h in b:
+        h.isolate(a)
+    cut = time.monotonic()
+
+    def declared_dead(h, others):
+        states = h.members()
+        return all(states.get(o.name) == "dead" for o in others)
+
+    for h in a:
+        assert wait_until(lambda: declared_dead(h, b), 20), h.name
+    for h in b:
+        assert wait_until(lambda: declared_dead(h, a), 20), h.name
+    os.unlink(hosts[0].path("to-remove"))
+    hosts[0].write("near-side", f"{hosts[0].ip}:2 check=none\n")
+    hosts[3].write("far-side", f"{hosts[3].ip}:3 check=none\n")
+    # The partition itself lasts 10 s (a fault's length, not a wait).
+    while time.monotonic() - cut < 10:
+        time.sleep(0.1)
+    for h in hosts:
+        h.heal()
+    healed = time.monotonic()
+    resurrected = []
+    merged = {}
+    while time.monotonic() - healed < 30:
+        now = time.monotonic() - healed
+        for h in hosts:
+            try:
+                resurrected.append((h.name, round(now, 2), h.read("to-remove").strip()))
+            except OSError as e:
+                assert e.errno == errno.ENOENT, (h.name, e)
+            if h.name not in merged and visible(h, "near-side", f"{hosts[0].ip}:2") \
+                    and visible(h, "far-side", f"{hosts[3].ip}:3"):
+                merged[h.name] = now
+        time.sleep(0.05)
+    print(f"merged after the heal: {sorted(merged.items())}; "
+          f"worst {max(merged.values()) if merged else None:.2f} s")
+    assert resurrected == [], f"removed registration served again: {resurrected[:10]}"
+    assert set(merged) == set(names), f"never merged: {set(names) - set(merged)}"
+    assert max(merged.values()) <= 10, merged
