@@ -97,6 +97,10 @@ fs::Backend::Abandon Node::answer(fs::FileKind kind, const std::string& service,
     NodeView view{config_.name, config_.generation, config_.advertise, {}};
     if (members_) {
       view.members = members_();
+      // The cluster may have moved this node to a new life since it started.
+      for (const auto& m : view.members) {
+        if (m.self) view.generation = m.generation;
+      }
     } else {
       view.members = {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}};
     }

@@ -56,4 +56,5 @@ def test_a_node_restarted_below_its_previous_life_lives_above_it(make_daemon, se
     # b recorded it: its next start goes higher still.
     assert int(read(os.path.join(b.state, "generation"))) == life
     assert next(m for m in status(b)["members"] if m["self"])["generation"] == life
+    assert status(b)["generation"] == life
     assert "starts a new life" in b.read_log()
