@@ -97,6 +97,12 @@ void Checker::on_own_versions(Sim& sim, std::size_t n) {
 }
 
 void Checker::on_events(Sim& sim, std::size_t n, const cluster::Events& events) {
+  // Every member is honest here and every restart takes a higher generation:
+  // a new life without a restart means a node took its own state for forged.
+  if (events.generation != 0) {
+    return fail(sim, sim.name(n) + " started a new life at generation " +
+                         std::to_string(events.generation) + " without a restart");
+  }
   for (const auto& c : events.services) observe(sim, n, c.origin, c.service);
 }
 

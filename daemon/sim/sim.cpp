@@ -64,7 +64,7 @@ void Sim::after_call(std::size_t n) {
   if (!s.core) return;
   auto events = s.core->take_events();
   if (checker_) checker_->on_own_versions(*this, n);
-  if (checker_ && (!events.services.empty() || !events.members.empty())) {
+  if (checker_ && (!events.services.empty() || !events.members.empty() || events.generation != 0)) {
     checker_->on_events(*this, n, events);
   }
   if (trace) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "cluster/codec.hpp"
 #include "sim/scenario.hpp"
 #include "sim/sim.hpp"
 
@@ -140,4 +141,23 @@ TEST_CASE("the checker catches a registration that never spreads", "[sim]") {
   s.run_for(seconds(10));
   CHECK_FALSE(s.violation().has_value());   // healed: it spread
   CHECK(s.node(0).instances("n3", "web") != nullptr);
+}
+
+TEST_CASE("the checker catches a node that starts a new life without a restart", "[sim]") {
+  // Honest members never make a node take its own state for forged: a new
+  // life outside a restart is a defect. Here a frame no member would send
+  // (a death at the last incarnation) provokes one.
+  sim::Sim s(6, sim::scenario_config());
+  s.enable_checks(sim::CheckConfig{});
+  for (int i = 0; i < 3; ++i) s.add();
+  s.run_for(seconds(3));
+  REQUIRE_FALSE(s.violation().has_value());
+  const cluster::NodeId n1 = s.node(1).self();
+  const auto forged = cluster::encode_frame(
+      cluster::Channel::packet, cluster::NodeId{"mallory", 1},
+      std::vector<cluster::Message>{cluster::Dead{n1, 0xffffffffu, "mallory", false}});
+  s.node(1).handle(s.now(), cluster::PeerAddr{"mallory"}, forged);
+  s.run_for(seconds(1));
+  REQUIRE(s.violation().has_value());
+  CHECK(s.violation()->find("n1 started a new life") != std::string::npos);
 }
