@@ -39,8 +39,9 @@ std::uint64_t chunk_top(const OriginChunk& c) {
 // (docs/SECURITY.md lists what a key holder can still do):
 // - a life whose generation lies beyond generation_limit: no node can have
 //   started it yet, and a generation nobody can pass would shut its name out;
-// - about a known life: an incarnation more than incarnation_jump_max above
-//   the one held, or an announced version beyond version_limit;
+// - about a life known alive: an incarnation more than incarnation_jump_max
+//   above the one held; about a known life, an announced version beyond
+//   version_limit;
 // - entries and chunks with versions beyond version_limit (what this node
 //   holds or was announced of that life, plus version_jump_max), checked
 //   where they are applied.
@@ -63,9 +64,14 @@ bool Node::screen(Time now, Frame& f) {
     const Member* m = members_.find(id.name);
     return m != nullptr && m->id.generation == id.generation ? m : nullptr;
   };
+  // Only against a member held alive: that is whose traffic a forged Alive
+  // could redirect. A record held suspect or dead may have missed several
+  // refutations (each up to half the bound, when they are forced); refusing
+  // them would keep the member out for as long as the record is kept.
   auto jumps = [&](const NodeId& id, std::uint32_t incarnation) {
     const Member* m = known(id);
-    return m != nullptr && incarnation > std::uint64_t{m->incarnation} + cfg_.incarnation_jump_max;
+    return m != nullptr && m->state == MemberState::alive &&
+           incarnation > std::uint64_t{m->incarnation} + cfg_.incarnation_jump_max;
   };
   auto member_ok = [&](const NodeId& id, std::uint32_t incarnation, std::uint64_t version,
                        bool announces) {

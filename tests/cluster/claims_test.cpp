@@ -108,6 +108,39 @@ TEST_CASE("a refutation never makes a jump members refuse", "[claims]") {
   CHECK(p.net.member(p.a, "b")->state == MemberState::alive);
 }
 
+TEST_CASE("a member that missed forced refutations takes the node back once it holds it suspect", "[claims]") {
+  Config cfg;
+  cfg.incarnation_jump_max = 64;
+  Mesh net(cfg);
+  const std::size_t a = net.add("a", G), b = net.add("b", G + 1, {a}), c = net.add("c", G + 2, {a, b});
+  net.run(seconds(2));
+  const NodeId id = net[b].self();
+  // While a sleeps, accusations just under half the bound push b's
+  // incarnation three times; c follows each step.
+  net.freeze(a, true);
+  for (std::uint32_t accused : {30u, 61u, 92u}) {
+    net.inject(b, mallory, {Suspect{id, accused, "mallory"}});
+    net.run(milliseconds(100));
+  }
+  REQUIRE(net[b].self() == id);
+  REQUIRE(net[b].incarnation() == 93);
+  net.run(milliseconds(200));
+  REQUIRE(net.member(c, "b")->incarnation == 93);
+  net.freeze(a, false);
+  net.run(milliseconds(500));
+  CHECK(net.member(a, "b")->incarnation < 93);  // a jump of 93 from a member held alive: refused
+  // b stops answering for a moment: a suspects it at the incarnation it holds.
+  net.freeze(b, true);
+  REQUIRE(net.until(seconds(5), [&] { return net.member(a, "b")->state != MemberState::alive; }) < seconds(5));
+  net.freeze(b, false);
+  const auto took = net.until(seconds(10), [&] {
+    const auto* m = net.member(a, "b");
+    return m->state == MemberState::alive && m->incarnation >= 93;
+  });
+  CHECK(took < seconds(3));
+  CHECK(net[b].self() == id);
+}
+
 // --- generations ---
 
 TEST_CASE("a generation beyond the receiver's clock is refused", "[claims]") {
