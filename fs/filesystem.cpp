@@ -42,7 +42,7 @@ Filesystem::Filesystem(Backend& backend, MountOptions options)
   clock_gettime(CLOCK_REALTIME, &started_);
 }
 
-struct stat Filesystem::attributes(const Node& node) const {
+struct stat Filesystem::attributes(const Inode& node) const {
   struct stat st{};
   st.st_ino = node.ino;
   st.st_uid = 0;
@@ -51,23 +51,23 @@ struct stat Filesystem::attributes(const Node& node) const {
   st.st_blksize = 4096;
   const mode_t group_write = options_.writers_gid != 0 ? 0020 : 0;
   switch (node.type) {
-    case NodeType::root:
+    case InodeType::root:
       st.st_mode = S_IFDIR | 0755 | group_write;
       st.st_nlink = 5;
       return st;
-    case NodeType::dir_all:
-    case NodeType::dir_wait:
-    case NodeType::dir_answers:
+    case InodeType::dir_all:
+    case InodeType::dir_wait:
+    case InodeType::dir_answers:
       st.st_mode = S_IFDIR | 0555;
       st.st_nlink = 2;
       return st;
-    case NodeType::link:
+    case InodeType::link:
       // The target is decided per open; its length here is only a hint.
       st.st_mode = S_IFLNK | 0777;
       st.st_nlink = 1;
       st.st_size = static_cast<off_t>(link_target(node.kind, node.ino).size());
       return st;
-    case NodeType::file:
+    case InodeType::file:
       break;
   }
   st.st_mode = node.kind == FileKind::one ? S_IFREG | 0644 | group_write : S_IFREG | 0444;
@@ -82,7 +82,7 @@ struct stat Filesystem::attributes(const Node& node) const {
   return st;
 }
 
-void Filesystem::reply_entry(fuse_req_t req, Node& node, double entry_timeout, fuse_ino_t parent) {
+void Filesystem::reply_entry(fuse_req_t req, Inode& node, double entry_timeout, fuse_ino_t parent) {
   fuse_entry_param e{};
   e.ino = node.ino;
   e.generation = 1;
@@ -114,10 +114,10 @@ void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
   char* end = nullptr;
   errno = 0;
   const unsigned long long ino = std::strtoull(name, &end, 10);
-  Node* node = errno == 0 && end != name && *end == '\0' && name[0] != '0'
+  Inode* node = errno == 0 && end != name && *end == '\0' && name[0] != '0'
                    ? inodes_.find(static_cast<fuse_ino_t>(ino))
                    : nullptr;
-  if (node == nullptr || node->type != NodeType::file ||
+  if (node == nullptr || node->type != InodeType::file ||
       (node->kind != FileKind::one && node->kind != FileKind::wait) ||
       node->held_until == Clock::time_point{}) {
     return (void)fuse_reply_err(req, ENOENT);
@@ -175,7 +175,7 @@ void Filesystem::decided(const Pending& key, std::uint64_t id, Result<Answer> an
 
 void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Replies& parked) {
   const auto& [kind, service, via] = key;
-  Node* node = nullptr;
+  Inode* node = nullptr;
   double entry_timeout = 0.0;
   if (answer.ok()) {
     if (via == Via::lookup && rotates_through_link(kind) && answer->rotates) {
@@ -204,9 +204,9 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
 }
 
 void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
-  const Node* node = inodes_.find(ino);
+  const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type != NodeType::link) return (void)fuse_reply_err(req, EINVAL);
+  if (node->type != InodeType::link) return (void)fuse_reply_err(req, EINVAL);
   if (node->kind == FileKind::wait && !park_interruptible(req)) return;
   decide(req, node->kind, node->service, Via::readlink);
 }

@@ -117,10 +117,10 @@ class Filesystem final : public ChangeSink {
     std::size_t next_ = 0;
   };
 
-  struct stat attributes(const Node& node) const;
+  struct stat attributes(const Inode& node) const;
   // Replies with `node` as the entry of a name in directory `parent`, and
   // remembers the name if the kernel may keep it (entry_timeout > 0).
-  void reply_entry(fuse_req_t req, Node& node, double entry_timeout, fuse_ino_t parent);
+  void reply_entry(fuse_req_t req, Inode& node, double entry_timeout, fuse_ino_t parent);
   void lookup_service(fuse_req_t req, FileKind kind, const std::string& service);
   void lookup_answer(fuse_req_t req, const char* name);
   // Parks `req` and starts deciding `kind` of `service` unless already under

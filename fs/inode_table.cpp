@@ -3,93 +3,93 @@
 namespace regfs::fs {
 
 InodeTable::InodeTable() {
-  add_dir(kRootIno, NodeType::root);
-  add_dir(kAllIno, NodeType::dir_all);
-  add_dir(kWaitIno, NodeType::dir_wait);
-  add_dir(kAnswersIno, NodeType::dir_answers);
+  add_dir(kRootIno, InodeType::root);
+  add_dir(kAllIno, InodeType::dir_all);
+  add_dir(kWaitIno, InodeType::dir_wait);
+  add_dir(kAnswersIno, InodeType::dir_answers);
 }
 
-void InodeTable::add_dir(fuse_ino_t ino, NodeType type) {
-  auto node = std::make_unique<Node>();
+void InodeTable::add_dir(fuse_ino_t ino, InodeType type) {
+  auto node = std::make_unique<Inode>();
   node->ino = ino;
   node->type = type;
   nodes_.emplace(ino, std::move(node));
 }
 
-Node* InodeTable::find(fuse_ino_t ino) {
+Inode* InodeTable::find(fuse_ino_t ino) {
   const auto it = nodes_.find(ino);
   return it == nodes_.end() ? nullptr : it->second.get();
 }
 
-Node& InodeTable::add(std::unique_ptr<Node> node) {
+Inode& InodeTable::add(std::unique_ptr<Inode> node) {
   node->ino = next_ino_++;
-  Node& ref = *node;
+  Inode& ref = *node;
   if (!ref.service.empty()) by_service_.emplace(ref.service, ref.ino);
   nodes_.emplace(ref.ino, std::move(node));
   return ref;
 }
 
-Node& InodeTable::file(FileKind kind, const std::string& service, const std::string& content,
+Inode& InodeTable::file(FileKind kind, const std::string& service, const std::string& content,
                        int error) {
   Key key{kind, service, content, error};
   if (const auto it = by_answer_.find(key); it != by_answer_.end()) return *nodes_.at(it->second);
-  auto node = std::make_unique<Node>();
+  auto node = std::make_unique<Inode>();
   node->kind = kind;
   node->service = service;
   node->content = content;
   node->error = error;
   node->snapshot = kind == FileKind::all || kind == FileKind::status || kind == FileKind::metrics;
-  Node& ref = add(std::move(node));
+  Inode& ref = add(std::move(node));
   by_answer_.emplace(std::move(key), ref.ino);
   return ref;
 }
 
-Node& InodeTable::link(FileKind kind, const std::string& service) {
+Inode& InodeTable::link(FileKind kind, const std::string& service) {
   auto key = std::make_pair(kind, service);
   if (const auto it = links_.find(key); it != links_.end()) return *nodes_.at(it->second);
-  auto node = std::make_unique<Node>();
-  node->type = NodeType::link;
+  auto node = std::make_unique<Inode>();
+  node->type = InodeType::link;
   node->kind = kind;
   node->service = service;
-  Node& ref = add(std::move(node));
+  Inode& ref = add(std::move(node));
   links_.emplace(std::move(key), ref.ino);
   return ref;
 }
 
-void InodeTable::retire(Node& node) {
+void InodeTable::retire(Inode& node) {
   const auto it = by_answer_.find(Key{node.kind, node.service, node.content, node.error});
   if (it != by_answer_.end() && it->second == node.ino) by_answer_.erase(it);
 }
 
-std::vector<Node*> InodeTable::nodes_of(const std::string& service) {
-  std::vector<Node*> found;
+std::vector<Inode*> InodeTable::inodes_of(const std::string& service) {
+  std::vector<Inode*> found;
   const auto [first, last] = by_service_.equal_range(service);
   for (auto it = first; it != last; ++it) found.push_back(nodes_.at(it->second).get());
   return found;
 }
 
-bool InodeTable::unused(const Node& node, Clock::time_point now) const {
+bool InodeTable::unused(const Inode& node, Clock::time_point now) const {
   return node.nlookup == 0 && node.held_until <= now &&
-         (node.type == NodeType::file || node.type == NodeType::link);
+         (node.type == InodeType::file || node.type == InodeType::link);
 }
 
 void InodeTable::forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now) {
-  Node* node = find(ino);
+  Inode* node = find(ino);
   if (node == nullptr) return;
   node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
   if (unused(*node, now)) erase(ino);
 }
 
 void InodeTable::sweep(const std::string& service, Clock::time_point now) {
-  for (const Node* node : nodes_of(service)) {
+  for (const Inode* node : inodes_of(service)) {
     if (unused(*node, now)) erase(node->ino);
   }
 }
 
 void InodeTable::erase(fuse_ino_t ino) {
   const auto it = nodes_.find(ino);
-  Node& node = *it->second;
-  if (node.type == NodeType::link) {
+  Inode& node = *it->second;
+  if (node.type == InodeType::link) {
     links_.erase({node.kind, node.service});
   } else {
     retire(node);

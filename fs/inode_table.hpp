@@ -32,7 +32,7 @@
 
 namespace regfs::fs {
 
-enum class NodeType { root, dir_all, dir_wait, dir_answers, link, file };
+enum class InodeType { root, dir_all, dir_wait, dir_answers, link, file };
 
 inline constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
 inline constexpr fuse_ino_t kAllIno = 2;
@@ -42,9 +42,9 @@ inline constexpr std::string_view kAnswersDir = ".answers";  // name of kAnswers
 
 using Clock = std::chrono::steady_clock;
 
-struct Node {
+struct Inode {
   fuse_ino_t ino = 0;
-  NodeType type = NodeType::file;
+  InodeType type = InodeType::file;
   FileKind kind = FileKind::one;
   std::string service;  // empty for directories and dot-files
   std::string content;  // what reads return; immutable
@@ -64,19 +64,19 @@ class InodeTable {
 
   InodeTable();
 
-  Node* find(fuse_ino_t ino);
+  Inode* find(fuse_ino_t ino);
   // The file inode for this exact answer (or error), created on first use.
-  Node& file(FileKind kind, const std::string& service, const std::string& content, int error);
+  Inode& file(FileKind kind, const std::string& service, const std::string& content, int error);
   // The symbolic link that `service` reads through while it has several
   // instances: kind one in /, kind wait in .wait/.
-  Node& link(FileKind kind, const std::string& service);
+  Inode& link(FileKind kind, const std::string& service);
   // A write went through `node`: the kernel's pages of it hold the writer's
   // bytes, so no later answer may lead to it. It lives on while referenced.
-  void retire(Node& node);
+  void retire(Inode& node);
   // Keeps `node` findable until kHold from `now`.
-  static void hold(Node& node, Clock::time_point now) { node.held_until = now + kHold; }
+  static void hold(Inode& node, Clock::time_point now) { node.held_until = now + kHold; }
   // Every file and link inode of `service`.
-  std::vector<Node*> nodes_of(const std::string& service);
+  std::vector<Inode*> inodes_of(const std::string& service);
   // Drops `n` kernel references; an inode the kernel no longer references
   // (and no readlink holds) is forgotten.
   void forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now);
@@ -88,12 +88,12 @@ class InodeTable {
  private:
   using Key = std::tuple<FileKind, std::string, std::string, int>;
 
-  void add_dir(fuse_ino_t ino, NodeType type);
-  Node& add(std::unique_ptr<Node> node);
-  bool unused(const Node& node, Clock::time_point now) const;
+  void add_dir(fuse_ino_t ino, InodeType type);
+  Inode& add(std::unique_ptr<Inode> node);
+  bool unused(const Inode& node, Clock::time_point now) const;
   void erase(fuse_ino_t ino);
 
-  std::map<fuse_ino_t, std::unique_ptr<Node>> nodes_;
+  std::map<fuse_ino_t, std::unique_ptr<Inode>> nodes_;
   std::map<Key, fuse_ino_t> by_answer_;
   std::map<std::pair<FileKind, std::string>, fuse_ino_t> links_;
   std::multimap<std::string, fuse_ino_t> by_service_;

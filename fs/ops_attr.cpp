@@ -7,16 +7,16 @@
 namespace regfs::fs {
 
 void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
-  const Node* node = inodes_.find(ino);
+  const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
   const struct stat st = attributes(*node);
   fuse_reply_attr(req, &st, kStableTimeout);
 }
 
 void Filesystem::setattr(fuse_req_t req, fuse_ino_t ino, int to_set) {
-  Node* node = inodes_.find(ino);
+  Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type != NodeType::file || node->kind != FileKind::one) {
+  if (node->type != InodeType::file || node->kind != FileKind::one) {
     return (void)fuse_reply_err(req, EPERM);
   }
   if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {

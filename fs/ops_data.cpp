@@ -9,10 +9,10 @@
 namespace regfs::fs {
 
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
-  Node* node = inodes_.find(ino);
+  Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type != NodeType::file) {
-    return (void)fuse_reply_err(req, node->type == NodeType::link ? EINVAL : EISDIR);
+  if (node->type != InodeType::file) {
+    return (void)fuse_reply_err(req, node->type == InodeType::link ? EINVAL : EISDIR);
   }
   if (node->error != 0) return (void)fuse_reply_err(req, node->error);
   const auto total = node->content.size();
@@ -22,9 +22,9 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t of
 
 void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::size_t size,
                        off_t off, int open_flags) {
-  Node* node = inodes_.find(ino);
+  Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type != NodeType::file || node->kind != FileKind::one) {
+  if (node->type != InodeType::file || node->kind != FileKind::one) {
     return (void)fuse_reply_err(req, EPERM);
   }
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
@@ -46,9 +46,9 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
 }
 
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
-  const Node* node = inodes_.find(ino);
+  const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type == NodeType::file || node->type == NodeType::link) {
+  if (node->type == InodeType::file || node->type == InodeType::link) {
     return (void)fuse_reply_err(req, ENOTDIR);
   }
 
@@ -58,7 +58,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
     mode_t mode;
   };
   std::vector<Entry> entries{{".", ino, S_IFDIR}, {"..", kRootIno, S_IFDIR}};
-  if (node->type == NodeType::root) {
+  if (node->type == InodeType::root) {
     entries.push_back({".all", kAllIno, S_IFDIR});
     entries.push_back({".wait", kWaitIno, S_IFDIR});
     entries.push_back({".status.json", 0, S_IFREG});
@@ -66,8 +66,8 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
   }
   // .wait/ and .answers/ list nothing: a name there is decided by its lookup.
   // A service's type is decided at lookup too (a file, or a link while it rotates).
-  if (node->type == NodeType::root || node->type == NodeType::dir_all) {
-    const mode_t type = node->type == NodeType::root ? 0 : S_IFREG;
+  if (node->type == InodeType::root || node->type == InodeType::dir_all) {
+    const mode_t type = node->type == InodeType::root ? 0 : S_IFREG;
     for (auto& service : backend_.list()) entries.push_back({std::move(service), 0, type});
   }
 

@@ -46,7 +46,7 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fus
   // An empty file until the first write registers it. Writes through this
   // handle bypass the page cache, so nothing written lingers there.
   // Its entry has no timeout, so there is nothing to drop when it changes.
-  Node& node = inodes_.file(FileKind::one, name, {}, 0);
+  Inode& node = inodes_.file(FileKind::one, name, {}, 0);
   fi->direct_io = 1;
   fi->keep_cache = 0;
   fuse_entry_param e{};

@@ -18,11 +18,11 @@ constexpr auto kStaleFile = std::chrono::minutes(5);
 constexpr auto kLeaveLinger = std::chrono::milliseconds(300);
 }  // namespace
 
-ClusterDriver::ClusterDriver(asio::io_context& io, Node& node, cluster::Config config,
+ClusterDriver::ClusterDriver(asio::io_context& io, Registrar& registrar, cluster::Config config,
                              cluster::NodeId self, std::string gossip_addr,
                              std::unique_ptr<transport::Transport> transport, std::uint64_t seed)
     : io_(io),
-      node_(node),
+      registrar_(registrar),
       core_(config, self, cluster::PeerAddr{gossip_addr}, seed, steady_now()),
       gossip_addr_(std::move(gossip_addr)),
       transport_(std::move(transport)),
@@ -80,8 +80,8 @@ void ClusterDriver::pump() {
   for (const auto& change : events.services) {
     if (change.origin == core_.self().name) continue;
     const auto* specs = core_.instances(change.origin, change.service);
-    node_.apply_remote(change.service, change.origin,
-                       specs != nullptr ? *specs : std::vector<InstanceSpec>{});
+    registrar_.apply_remote(change.service, change.origin,
+                            specs != nullptr ? *specs : std::vector<InstanceSpec>{});
   }
   for (const auto& m : events.members) {
     if (m.id.name == core_.self().name) continue;

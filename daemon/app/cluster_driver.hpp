@@ -7,7 +7,7 @@
 // its gossip address and reads the others'; files untouched for five
 // minutes are stale and ignored).
 //
-// Loop thread only. `node` and `io` must outlive the driver.
+// Loop thread only. `registrar` and `io` must outlive the driver.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -21,14 +21,14 @@
 
 #include "cluster/node.hpp"
 #include "core/render.hpp"
-#include "node.hpp"
+#include "registrar.hpp"
 #include "transport/transport.hpp"
 
 namespace regfs {
 
 class ClusterDriver {
  public:
-  ClusterDriver(boost::asio::io_context& io, Node& node, cluster::Config config,
+  ClusterDriver(boost::asio::io_context& io, Registrar& registrar, cluster::Config config,
                 cluster::NodeId self, std::string gossip_addr,
                 std::unique_ptr<transport::Transport> transport, std::uint64_t seed);
   ~ClusterDriver();
@@ -62,7 +62,7 @@ class ClusterDriver {
   void warn_stale();
 
   boost::asio::io_context& io_;
-  Node& node_;
+  Registrar& registrar_;
   cluster::Node core_;
   std::string gossip_addr_;
   std::unique_ptr<transport::Transport> transport_;

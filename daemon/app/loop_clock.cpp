@@ -13,7 +13,7 @@ void LoopClock::wake_at(Time when) {
 }
 
 void LoopChecker::check(const Endpoint& endpoint, const Check& check, Duration timeout, Done done) {
-  checker_.probe(endpoint, check, timeout, [done = std::move(done)](const net::ProbeResult& r) {
+  checker_.check(endpoint, check, timeout, [done = std::move(done)](const net::CheckResult& r) {
     done(CheckResult{r.healthy, r.detail});
   });
 }

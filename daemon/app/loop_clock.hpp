@@ -1,4 +1,4 @@
-// The daemon's Clock and Checker for Node: the steady clock with one timer on
+// The daemon's Clock and Checker for Registrar: the steady clock with one timer on
 // the Asio loop, and the network health checker.
 //
 // Loop thread only; `io` and the HealthChecker must outlive them.
@@ -9,14 +9,14 @@
 #include <functional>
 
 #include "net/health_checker.hpp"
-#include "node.hpp"
+#include "registrar.hpp"
 
 namespace regfs {
 
 class LoopClock final : public Clock {
  public:
   explicit LoopClock(boost::asio::io_context& io) : timer_(io) {}
-  // What runs when the requested time comes (Node::tick).
+  // What runs when the requested time comes (Registrar::tick).
   void on_wake(std::function<void()> wake) { wake_ = std::move(wake); }
 
   Time now() const override { return steady_now(); }

@@ -24,7 +24,7 @@
 #include "fs/session.hpp"
 #include "fs/watchdog.hpp"
 #include "net/health_checker.hpp"
-#include "node.hpp"
+#include "registrar.hpp"
 #include "options.hpp"
 #include "state_store.hpp"
 
@@ -58,7 +58,7 @@ std::string host_name() {
 
 int run(const regfs::Options& opt) {
   using namespace regfs;
-  NodeConfig config;
+  RegistrarConfig config;
   config.name = opt.node_name.empty() ? host_name() : opt.node_name;
   if (!valid_node_name(config.name)) {
     // Only the host name can get here: --node-name was checked with the options.
@@ -119,10 +119,10 @@ int run(const regfs::Options& opt) {
   boost::asio::io_context io(1);
   net::HealthChecker checker(io);
   LoopClock clock(io);
-  LoopChecker node_checker(checker);
-  Node node(clock, node_checker, *store, config);
-  clock.on_wake([&node] { node.tick(); });
-  auto restored = node.start();
+  LoopChecker loop_checker(checker);
+  Registrar registrar(clock, loop_checker, *store, config);
+  clock.on_wake([&registrar] { registrar.tick(); });
+  auto restored = registrar.start();
   if (!restored) {
     spdlog::error("state directory: {}", restored.error().detail);
     return kExitStart;
@@ -130,32 +130,33 @@ int run(const regfs::Options& opt) {
 
   std::unique_ptr<Mirror> mirror;
   if (!opt.mirror.empty()) {
-    auto opened = Mirror::open(io, opt.mirror, node.registry());
+    auto opened = Mirror::open(io, opt.mirror, registrar.registry());
     if (!opened) {
       spdlog::error("{}", opened.error().detail);
       return kExitStart;
     }
     mirror = std::move(*opened);
-    node.add_sink(mirror.get());
-    node.add_metrics([&mirror] { return mirror->metrics_text(); });
+    registrar.add_sink(mirror.get());
+    registrar.add_metrics([&mirror] { return mirror->metrics_text(); });
   }
   std::unique_ptr<ControlSocket> control;
   if (!opt.mirror.empty()) {
-    auto opened = ControlSocket::open(io, opt.mirror + "/.regfsd.sock", node, config.writers_gid);
+    auto opened =
+        ControlSocket::open(io, opt.mirror + "/.regfsd.sock", registrar, config.writers_gid);
     if (!opened) {
       spdlog::error("{}", opened.error().detail);
       return kExitStart;
     }
     control = std::move(*opened);
-    node.add_metrics([&control] { return control->metrics_text(); });
+    registrar.add_metrics([&control] { return control->metrics_text(); });
   }
 
   fs::MountOptions mount_options;
   mount_options.writers_gid = config.writers_gid;
   mount_options.limits = config.limits;
-  fs::Filesystem filesystem(node, mount_options);
-  node.add_sink(&filesystem);
-  node.add_metrics([&filesystem] { return filesystem.metrics_text(); });
+  fs::Filesystem filesystem(registrar, mount_options);
+  registrar.add_sink(&filesystem);
+  registrar.add_metrics([&filesystem] { return filesystem.metrics_text(); });
 
   // The cluster: this node's gossip address is the advertise address and the bound port.
   std::unique_ptr<ClusterDriver> cluster;
@@ -180,7 +181,7 @@ int run(const regfs::Options& opt) {
     const cluster::NodeId self{config.name, config.generation};
     cluster::Config cluster_config;
     cluster_config.clock_generation = static_cast<std::uint64_t>(wall_us.count());
-    cluster = std::make_unique<ClusterDriver>(io, node, cluster_config, self, gossip,
+    cluster = std::make_unique<ClusterDriver>(io, registrar, cluster_config, self, gossip,
                                               std::move(*transport),
                                               std::random_device{}() ^ config.generation);
     driver = cluster.get();
@@ -189,9 +190,10 @@ int run(const regfs::Options& opt) {
         spdlog::error("state directory: {}", recorded.error().detail);
       }
     };
-    node.set_members([&cluster] { return cluster->members(); });
-    node.add_metrics([&cluster] { return cluster->metrics_text(); });
-    node.set_replicator([&cluster](const std::string& service, const std::vector<InstanceSpec>& specs) {
+    registrar.set_members([&cluster] { return cluster->members(); });
+    registrar.add_metrics([&cluster] { return cluster->metrics_text(); });
+    registrar.set_replicator([&cluster](const std::string& service,
+                                        const std::vector<InstanceSpec>& specs) {
       cluster->set_service(service, specs);
     });
     cluster->start(opt.join);
@@ -205,7 +207,7 @@ int run(const regfs::Options& opt) {
     stopping = true;
     spdlog::info("stopping: {}", why);
     if (session) session->unmount();
-    node.stop();
+    registrar.stop();
     checker.cancel_all();
     // Say goodbye so peers drop our instances at once, then stop.
     cluster->leave([&io] { io.stop(); });

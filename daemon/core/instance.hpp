@@ -2,7 +2,7 @@
 //
 // These are plain values shared by every layer: the parser produces them from
 // the lines users write, the registry stores them, the cluster replicates them
-// and the health checker probes them. All functions here are pure.
+// and the health checker checks them. All functions here are pure.
 #pragma once
 
 #include <cstdint>

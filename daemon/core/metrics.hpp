@@ -29,7 +29,7 @@ struct Metrics {
   std::uint64_t writes = 0;           // accepted write()s
   std::uint64_t writes_rejected = 0;  // EINVAL, ENOSPC, EFBIG, EACCES, EIO
   std::uint64_t unlinks = 0;
-  std::uint64_t checks = 0;           // probes started
+  std::uint64_t checks = 0;           // health checks started
   std::uint64_t checks_failed = 0;
   std::uint64_t reaped = 0;           // own instances removed after failing too long
   Histogram read_latency;             // from arrival to answer, daemon side

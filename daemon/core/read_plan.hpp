@@ -16,7 +16,7 @@ struct ReadPlan {
   enum class Kind { serve, wait, fail };
   Kind kind = Kind::fail;
   std::vector<std::size_t> serve;  // instance indexes to answer with (serve)
-  std::vector<std::size_t> check;  // instances whose verdict is not current: probe them
+  std::vector<std::size_t> check;  // instances whose verdict is not current: check them
   Errc error = Errc::host_down;    // fail: host_down
 };
 

@@ -15,8 +15,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-struct HealthChecker::Probe {
-  explicit Probe(asio::io_context& io) : socket(io), timer(io) {}
+struct HealthChecker::Attempt {
+  explicit Attempt(asio::io_context& io) : socket(io), timer(io) {}
   tcp::socket socket;
   std::unique_ptr<tcp::resolver> resolver;  // only for host names
   asio::steady_timer timer;
@@ -30,36 +30,37 @@ HealthChecker::HealthChecker(asio::io_context& io) : io_(io) {}
 
 HealthChecker::~HealthChecker() { cancel_all(); }
 
-void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration timeout,
+void HealthChecker::check(const Endpoint& endpoint, const Check& check, Duration timeout,
                           Callback cb) {
   if (check.kind == Check::Kind::none) {
-    asio::post(io_, [cb = std::move(cb)] { cb(ProbeResult{true, "no check"}); });
+    asio::post(io_, [cb = std::move(cb)] { cb(CheckResult{true, "no check"}); });
     return;
   }
   Key key{endpoint.host, endpoint.port, check};
-  if (const auto it = probes_.find(key); it != probes_.end()) {
+  if (const auto it = checks_.find(key); it != checks_.end()) {
     it->second->callbacks.push_back(std::move(cb));  // single flight
     return;
   }
-  auto p = std::make_shared<Probe>(io_);
+  auto p = std::make_shared<Attempt>(io_);
   p->callbacks.push_back(std::move(cb));
-  probes_.emplace(key, p);
+  checks_.emplace(key, p);
 
   const auto ms = std::chrono::duration_cast<milliseconds>(timeout).count();
   p->timer.expires_after(timeout);
-  // Every handler below filters operation_aborted (its probe was ended and
-  // its socket closed) and finds its probe by identity, not only by key.
-  p->timer.async_wait([this, key, weak = std::weak_ptr<Probe>(p), ms](const error_code& ec) {
+  // Every handler below filters operation_aborted (its check was ended and
+  // its socket closed) and finds its check by identity, not only by key.
+  p->timer.async_wait([this, key, weak = std::weak_ptr<Attempt>(p), ms](const error_code& ec) {
     if (ec == asio::error::operation_aborted) return;
     if (auto live = weak.lock()) {
-      finish(key, std::move(live), ProbeResult{false, "timeout after " + std::to_string(ms) + " ms"});
+      finish(key, std::move(live),
+             CheckResult{false, "timeout after " + std::to_string(ms) + " ms"});
     }
   });
 
   auto on_connected = [this, key, p, check, endpoint](const error_code& ec) {
     if (ec == asio::error::operation_aborted) return;
-    if (ec) return finish(key, p, ProbeResult{false, ec.message()});
-    if (check.kind == Check::Kind::tcp) return finish(key, p, ProbeResult{true, "connected"});
+    if (ec) return finish(key, p, CheckResult{false, ec.message()});
+    if (check.kind == Check::Kind::tcp) return finish(key, p, CheckResult{true, "connected"});
     const std::string host = endpoint.is_ipv6() ? "[" + endpoint.host + "]" : endpoint.host;
     p->request = "GET " + check.path + " HTTP/1.1\r\nHost: " + host + ":" +
                  std::to_string(endpoint.port) +
@@ -67,7 +68,7 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
     asio::async_write(p->socket, asio::buffer(p->request),
                       [this, key, p](const error_code& wec, std::size_t) {
                         if (wec == asio::error::operation_aborted) return;
-                        if (wec) return finish(key, p, ProbeResult{false, wec.message()});
+                        if (wec) return finish(key, p, CheckResult{false, wec.message()});
                         read_status(key, p);
                       });
   };
@@ -83,7 +84,7 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
       endpoint.host, std::to_string(endpoint.port),
       [this, key, p, on_connected](const error_code& rec, const tcp::resolver::results_type& results) {
         if (rec == asio::error::operation_aborted) return;
-        if (rec) return finish(key, p, ProbeResult{false, "resolve: " + rec.message()});
+        if (rec) return finish(key, p, CheckResult{false, "resolve: " + rec.message()});
         asio::async_connect(p->socket, results,
                             [on_connected](const error_code& cec, const tcp::endpoint&) {
                               on_connected(cec);
@@ -91,7 +92,7 @@ void HealthChecker::probe(const Endpoint& endpoint, const Check& check, Duration
       });
 }
 
-void HealthChecker::read_status(const Key& key, const std::shared_ptr<Probe>& p) {
+void HealthChecker::read_status(const Key& key, const std::shared_ptr<Attempt>& p) {
   auto space = asio::buffer(p->buffer.data() + p->received, p->buffer.size() - p->received);
   p->socket.async_read_some(space, [this, key, p](const error_code& ec, std::size_t n) {
     if (ec == asio::error::operation_aborted) return;
@@ -101,21 +102,21 @@ void HealthChecker::read_status(const Key& key, const std::shared_ptr<Probe>& p)
     switch (status.state) {
       case HttpStatus::State::good: {
         const bool ok = status.code >= 200 && status.code < 400;
-        return finish(key, p, ProbeResult{ok, "http " + std::to_string(status.code)});
+        return finish(key, p, CheckResult{ok, "http " + std::to_string(status.code)});
       }
       case HttpStatus::State::bad:
-        return finish(key, p, ProbeResult{false, "not an HTTP response"});
+        return finish(key, p, CheckResult{false, "not an HTTP response"});
       case HttpStatus::State::need_more:
-        if (ec) return finish(key, p, ProbeResult{false, "http: " + ec.message()});
+        if (ec) return finish(key, p, CheckResult{false, "http: " + ec.message()});
         return read_status(key, p);
     }
   });
 }
 
-void HealthChecker::finish(const Key& key, std::shared_ptr<Probe> p, const ProbeResult& result) {
-  const auto it = probes_.find(key);
-  if (it == probes_.end() || it->second != p) return;  // this probe has ended already
-  probes_.erase(it);
+void HealthChecker::finish(const Key& key, std::shared_ptr<Attempt> p, const CheckResult& result) {
+  const auto it = checks_.find(key);
+  if (it == checks_.end() || it->second != p) return;  // this check has ended already
+  checks_.erase(it);
   error_code ignored;
   p->timer.cancel();
   if (p->resolver) p->resolver->cancel();
@@ -124,8 +125,8 @@ void HealthChecker::finish(const Key& key, std::shared_ptr<Probe> p, const Probe
 }
 
 void HealthChecker::cancel_all() {
-  while (!probes_.empty()) {
-    finish(probes_.begin()->first, probes_.begin()->second, ProbeResult{false, "cancelled"});
+  while (!checks_.empty()) {
+    finish(checks_.begin()->first, checks_.begin()->second, CheckResult{false, "cancelled"});
   }
 }
 

@@ -1,7 +1,7 @@
 // Asynchronous health checks of registered endpoints, on a Boost.Asio loop.
 //
 // tcp: a TCP connect succeeds. http:/path: a GET answered with 2xx or 3xx.
-// none: healthy at once. Every probe ends within its timeout whatever the
+// none: healthy at once. Every check ends within its timeout whatever the
 // network does (DNS names are resolved inside the same deadline).
 //
 // Not thread-safe: call only from the thread that runs the io_context, which
@@ -21,7 +21,7 @@
 
 namespace regfs::net {
 
-struct ProbeResult {
+struct CheckResult {
   bool healthy = false;
   std::string detail;  // "connected", "http 200", "connection refused", "timeout after 1000 ms"
 };
@@ -33,30 +33,30 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  using Callback = std::function<void(const ProbeResult&)>;
+  using Callback = std::function<void(const CheckResult&)>;
 
-  // Probes `endpoint` with `check`; calls `cb` exactly once, on the io
-  // thread, never before returning. Concurrent probes of the same target
-  // share one network probe (single flight) and get the same result.
-  void probe(const Endpoint& endpoint, const Check& check, Duration timeout, Callback cb);
+  // Checks `endpoint` with `check`; calls `cb` exactly once, on the io
+  // thread, never before returning. Concurrent checks of the same target
+  // share one network check (single flight) and get the same result.
+  void check(const Endpoint& endpoint, const Check& check, Duration timeout, Callback cb);
 
-  std::size_t in_flight() const { return probes_.size(); }
+  std::size_t in_flight() const { return checks_.size(); }
 
-  // Ends every probe: callbacks get healthy=false "cancelled". For shutdown.
+  // Ends every check: callbacks get healthy=false "cancelled". For shutdown.
   void cancel_all();
 
  private:
-  struct Probe;  // health_checker.cpp
+  struct Attempt;  // health_checker.cpp
   using Key = std::tuple<std::string, std::uint16_t, Check>;
 
-  void read_status(const Key& key, const std::shared_ptr<Probe>& p);
-  // Ends probe `p` of `key` with `result`, unless it has ended already: a
-  // completion that arrives after its probe ended (a handler already queued
-  // when the probe timed out) must not end a newer probe of the same target.
-  void finish(const Key& key, std::shared_ptr<Probe> p, const ProbeResult& result);
+  void read_status(const Key& key, const std::shared_ptr<Attempt>& p);
+  // Ends check `p` of `key` with `result`, unless it has ended already: a
+  // completion that arrives after its check ended (a handler already queued
+  // when the check timed out) must not end a newer check of the same target.
+  void finish(const Key& key, std::shared_ptr<Attempt> p, const CheckResult& result);
 
   boost::asio::io_context& io_;
-  std::map<Key, std::shared_ptr<Probe>> probes_;
+  std::map<Key, std::shared_ptr<Attempt>> checks_;
 };
 
 }  // namespace regfs::net

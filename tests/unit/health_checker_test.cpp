@@ -17,7 +17,7 @@ using regfs::Check;
 using regfs::Endpoint;
 using regfs::milliseconds;
 using regfs::net::HealthChecker;
-using regfs::net::ProbeResult;
+using regfs::net::CheckResult;
 
 namespace {
 
@@ -52,21 +52,21 @@ class SilentThenOk {
 
 }  // namespace
 
-TEST_CASE("a timed-out probe's cancelled handlers do not end the next probe of the same target") {
+TEST_CASE("a timed-out check's cancelled handlers do not end the next check of the same target") {
   asio::io_context io;
   SilentThenOk server(io);
   HealthChecker checker(io);
   const Endpoint target{"127.0.0.1", server.port()};
   const Check http{Check::Kind::http, "/health"};
 
-  std::optional<ProbeResult> first, second;
-  // The first probe connects, sends its request and waits for an answer that
+  std::optional<CheckResult> first, second;
+  // The first check connects, sends its request and waits for an answer that
   // never comes; its timeout closes the socket, which queues the read handler
-  // with operation_aborted. Its callback starts the next probe of the same
+  // with operation_aborted. Its callback starts the next check of the same
   // target at once, before that cancelled read handler has run.
-  checker.probe(target, http, milliseconds(100), [&](const ProbeResult& r) {
+  checker.check(target, http, milliseconds(100), [&](const CheckResult& r) {
     first = r;
-    checker.probe(target, http, milliseconds(5000), [&](const ProbeResult& r2) {
+    checker.check(target, http, milliseconds(5000), [&](const CheckResult& r2) {
       second = r2;
       io.stop();
     });

@@ -10,13 +10,13 @@ const Clock::time_point t0 = Clock::time_point{} + std::chrono::hours(1);
 
 TEST_CASE("an answer is one inode per content, and a new one once retired") {
   InodeTable t;
-  Node& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  Inode& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
   CHECK(&t.file(FileKind::one, "web", "10.0.0.1:80\n", 0) == &a);
   CHECK(&t.file(FileKind::one, "web", "10.0.0.2:80\n", 0) != &a);
   a.nlookup = 1;
   const fuse_ino_t a_ino = a.ino;
   t.retire(a);
-  Node& fresh = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  Inode& fresh = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
   CHECK(fresh.ino != a_ino);
   CHECK(t.find(a_ino) == &a);  // still referenced by the kernel
   t.forget(a_ino, 1, t0);  // frees `a`
@@ -26,7 +26,7 @@ TEST_CASE("an answer is one inode per content, and a new one once retired") {
 
 TEST_CASE("a held answer outlives the kernel's forget until the hold ends") {
   InodeTable t;
-  Node& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  Inode& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
   const fuse_ino_t ino = a.ino;
   InodeTable::hold(a, t0);
   a.nlookup = 2;
@@ -42,8 +42,8 @@ TEST_CASE("a held answer outlives the kernel's forget until the hold ends") {
 
 TEST_CASE("a referenced inode survives a sweep; other services are untouched") {
   InodeTable t;
-  Node& a = t.file(FileKind::one, "web", "a\n", 0);
-  Node& b = t.file(FileKind::one, "api", "b\n", 0);
+  Inode& a = t.file(FileKind::one, "web", "a\n", 0);
+  Inode& b = t.file(FileKind::one, "api", "b\n", 0);
   a.nlookup = 1;
   const fuse_ino_t a_ino = a.ino, b_ino = b.ino;
   t.sweep("web", t0);
@@ -55,12 +55,12 @@ TEST_CASE("a referenced inode survives a sweep; other services are untouched") {
 
 TEST_CASE("one link per service and kind, dropped when the kernel forgets it") {
   InodeTable t;
-  Node& l = t.link(FileKind::one, "web");
-  CHECK(l.type == NodeType::link);
+  Inode& l = t.link(FileKind::one, "web");
+  CHECK(l.type == InodeType::link);
   CHECK(l.kind == FileKind::one);
   CHECK(&t.link(FileKind::one, "web") == &l);
   CHECK(&t.link(FileKind::one, "api") != &l);
-  Node& w = t.link(FileKind::wait, "web");  // .wait/web: a link of its own
+  Inode& w = t.link(FileKind::wait, "web");  // .wait/web: a link of its own
   CHECK(&w != &l);
   CHECK(w.kind == FileKind::wait);
   CHECK(&t.link(FileKind::wait, "web") == &w);
@@ -72,7 +72,7 @@ TEST_CASE("one link per service and kind, dropped when the kernel forgets it") {
   t.forget(ino, 5, t0);  // more than it holds: clamps, then drops
   CHECK(t.find(ino) == nullptr);
   CHECK(t.link(FileKind::one, "web").ino != ino);
-  CHECK(t.nodes_of("web").size() == 1);
+  CHECK(t.inodes_of("web").size() == 1);
 }
 
 TEST_CASE("directories are never forgotten") {
@@ -81,5 +81,5 @@ TEST_CASE("directories are never forgotten") {
     t.forget(dir, 1000, t0);
     CHECK(t.find(dir) != nullptr);
   }
-  CHECK(t.find(kAnswersIno)->type == NodeType::dir_answers);
+  CHECK(t.find(kAnswersIno)->type == InodeType::dir_answers);
 }

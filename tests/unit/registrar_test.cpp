@@ -6,7 +6,7 @@
 #include <optional>
 #include <unistd.h>
 
-#include "node.hpp"
+#include "registrar.hpp"
 
 using namespace regfs;
 namespace stdfs = std::filesystem;
@@ -77,18 +77,18 @@ struct Fixture {
   Sink sink;
   std::vector<std::pair<std::string, std::size_t>> replicated;  // service, instances
   std::vector<std::unique_ptr<Outcome>> outcomes;  // outlive the node, which may answer on stop
-  std::unique_ptr<Node> node;
+  std::unique_ptr<Registrar> node;
 
-  explicit Fixture(NodeConfig config = defaults()) {
-    node = std::make_unique<Node>(clock, checker, store, config);
+  explicit Fixture(RegistrarConfig config = defaults()) {
+    node = std::make_unique<Registrar>(clock, checker, store, config);
     node->add_sink(&sink);
     REQUIRE(node->start().ok());
     node->set_replicator([this](const std::string& service, const std::vector<InstanceSpec>& specs) {
       replicated.emplace_back(service, specs.size());
     });
   }
-  static NodeConfig defaults() {
-    NodeConfig c;
+  static RegistrarConfig defaults() {
+    RegistrarConfig c;
     c.name = "n1";
     c.advertise = "127.0.0.1";
     c.fresh = seconds(1);

@@ -25,7 +25,7 @@
 
 namespace regfs {
 
-struct NodeConfig {
+struct RegistrarConfig {
   std::string name;
   std::string advertise;  // fills ":port" registrations
   std::string bind;
@@ -43,12 +43,12 @@ struct NodeConfig {
 // The monotonic clock the adapters use.
 Time steady_now();
 
-// Where the node reads the time and asks to be woken.
+// Where the registrar reads the time and asks to be woken.
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual Time now() const = 0;
-  // The node's tick() is due at `when` (Time{Duration::max()}: nothing is
+  // The registrar's tick() is due at `when` (Time{Duration::max()}: nothing is
   // due). Each call replaces the previous one.
   virtual void wake_at(Time when) = 0;
 };
@@ -59,7 +59,7 @@ struct CheckResult {
   std::string detail;  // "connected", "http 200", "connection refused", ...
 };
 
-// Runs health checks for the node.
+// Runs health checks for the registrar.
 class Checker {
  public:
   virtual ~Checker() = default;
@@ -69,11 +69,11 @@ class Checker {
   virtual void check(const Endpoint& endpoint, const Check& check, Duration timeout, Done done) = 0;
 };
 
-class Node final : public fs::Backend {
+class Registrar final : public fs::Backend {
  public:
-  // `clock`, `checker` and `store` must outlive the node.
-  Node(Clock& clock, Checker& checker, StateStore& store, NodeConfig config);
-  ~Node() override;
+  // `clock`, `checker` and `store` must outlive the registrar.
+  Registrar(Clock& clock, Checker& checker, StateStore& store, RegistrarConfig config);
+  ~Registrar() override;
 
   // Loads this node's registrations from the state directory and starts the
   // background checks. Returns how many services were restored.
@@ -87,7 +87,7 @@ class Node final : public fs::Backend {
   void tick();
   Time next_deadline() const;
 
-  // Who is told of changes (the filesystem, the mirror). Each must outlive the node.
+  // Who is told of changes (the filesystem, the mirror). Each must outlive the registrar.
   void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
   // Told of every change to this node's own instances (resolved), to
   // replicate them. Called for every restored service when set.
@@ -114,7 +114,7 @@ class Node final : public fs::Backend {
   const Metrics& metrics() const { return metrics_; }
 
  private:
-  struct Read;  // a read waiting for checks (node.cpp)
+  struct Read;  // a read waiting for checks (registrar.cpp)
   struct Timer {
     std::shared_ptr<Read> read;
     bool retry = false;  // a .wait/ read looks again; else the read's deadline
@@ -132,7 +132,7 @@ class Node final : public fs::Backend {
   // Ends `read` without an answer: nobody waits for it any more.
   void abandon(const std::shared_ptr<Read>& read);
   void replan_service(const std::string& service);
-  void probe(const std::string& service, const Instance& inst);
+  void start_check(const std::string& service, const Instance& inst);
   void recorded(const InstanceKey& key, const CheckResult& result, Time started);
   void rearm();
 
@@ -141,7 +141,7 @@ class Node final : public fs::Backend {
   Clock& clock_;
   Checker& checker_;
   StateStore& store_;
-  NodeConfig config_;
+  RegistrarConfig config_;
   std::vector<fs::ChangeSink*> sinks_;
   std::vector<std::function<std::string()>> metric_sources_;
   Replicator replicate_;

@@ -1,4 +1,4 @@
-#include "node.hpp"
+#include "registrar.hpp"
 
 #include <algorithm>
 #include <malloc.h>
@@ -11,7 +11,7 @@ namespace regfs {
 Time steady_now() { return Time{std::chrono::steady_clock::now().time_since_epoch()}; }
 
 // A read of one/all/wait parked until checks answer or its deadline passes.
-struct Node::Read {
+struct Registrar::Read {
   fs::FileKind kind;
   std::string service;
   Time arrival;
@@ -22,12 +22,12 @@ struct Node::Read {
   bool finished = false;
 };
 
-Node::Node(Clock& clock, Checker& checker, StateStore& store, NodeConfig config)
+Registrar::Registrar(Clock& clock, Checker& checker, StateStore& store, RegistrarConfig config)
     : clock_(clock), checker_(checker), store_(store), config_(std::move(config)) {}
 
-Node::~Node() { stop(); }
+Registrar::~Registrar() { stop(); }
 
-Result<std::size_t> Node::start() {
+Result<std::size_t> Registrar::start() {
   auto loaded = store_.load();
   if (!loaded) return loaded.error();
   for (auto& [service, specs] : *loaded) {
@@ -39,7 +39,7 @@ Result<std::size_t> Node::start() {
   return own_.size();
 }
 
-void Node::stop() {
+void Registrar::stop() {
   if (stopped_) return;
   stopped_ = true;
   background_at_ = Time{Duration::max()};
@@ -52,20 +52,20 @@ void Node::stop() {
   rearm();
 }
 
-Time Node::next_deadline() const {
+Time Registrar::next_deadline() const {
   if (stopped_) return Time{Duration::max()};
   const Time first = timers_.empty() ? Time{Duration::max()} : timers_.begin()->first;
   return std::min(first, background_at_);
 }
 
-void Node::rearm() {
+void Registrar::rearm() {
   const Time next = next_deadline();
   if (next == armed_for_) return;
   armed_for_ = next;
   clock_.wake_at(next);
 }
 
-void Node::tick() {
+void Registrar::tick() {
   armed_for_ = Time{Duration::max()};  // the Clock's request has fired
   const Time now = clock_.now();
   // Bounded: each pass removes one timer, and what it fires adds timers only
@@ -91,7 +91,8 @@ void Node::tick() {
 
 // ---- reads -----------------------------------------------------------------
 
-fs::Backend::Abandon Node::answer(fs::FileKind kind, const std::string& service, AnswerFn done) {
+fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& service,
+                                      AnswerFn done) {
   const Time now = clock_.now();
   if (kind == fs::FileKind::status) {
     NodeView view{config_.name, config_.generation, config_.advertise, {}};
@@ -133,14 +134,14 @@ fs::Backend::Abandon Node::answer(fs::FileKind kind, const std::string& service,
   };
 }
 
-void Node::start_read(const std::shared_ptr<Read>& read, Time deadline) {
+void Registrar::start_read(const std::shared_ptr<Read>& read, Time deadline) {
   reads_[read->service].push_back(read);
   replan(read, false);
   if (read->finished) return;  // served from fresh verdicts: no timer armed
   read->deadline = timers_.emplace(deadline, Timer{read, false});
 }
 
-void Node::replan(const std::shared_ptr<Read>& read, bool final) {
+void Registrar::replan(const std::shared_ptr<Read>& read, bool final) {
   if (read->finished || stopped_) return;
   const bool waits = read->kind == fs::FileKind::wait;
   Service* svc = registry_.find(read->service);
@@ -150,7 +151,7 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
   }
   const ReadPlan plan = read->kind == fs::FileKind::all ? plan_all(*svc, read->since, final)
                                                         : plan_one(*svc, read->since, final);
-  for (std::size_t i : plan.check) probe(read->service, svc->instances[i]);
+  for (std::size_t i : plan.check) start_check(read->service, svc->instances[i]);
 
   if (plan.kind == ReadPlan::Kind::serve) {
     fs::Answer answer{render_endpoints(*svc, plan.serve), Duration::zero()};
@@ -180,7 +181,7 @@ void Node::replan(const std::shared_ptr<Read>& read, bool final) {
   finish(read, Error{waits ? Errc::timed_out : Errc::host_down, read->service});
 }
 
-void Node::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
+void Registrar::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
   if (read->finished) return;
   read->finished = true;
   if (read->deadline != timers_.end()) timers_.erase(read->deadline);
@@ -203,7 +204,7 @@ void Node::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) 
   read->done(std::move(answer));
 }
 
-void Node::abandon(const std::shared_ptr<Read>& read) {
+void Registrar::abandon(const std::shared_ptr<Read>& read) {
   if (read->finished) return;
   read->finished = true;
   if (read->deadline != timers_.end()) timers_.erase(read->deadline);
@@ -216,7 +217,7 @@ void Node::abandon(const std::shared_ptr<Read>& read) {
   rearm();
 }
 
-void Node::replan_service(const std::string& service) {
+void Registrar::replan_service(const std::string& service) {
   const auto it = reads_.find(service);
   if (it == reads_.end()) return;
   const auto reads = it->second;  // replan may finish (and erase) any of them
@@ -225,7 +226,7 @@ void Node::replan_service(const std::string& service) {
 
 // ---- checks ----------------------------------------------------------------
 
-void Node::probe(const std::string& service, const Instance& inst) {
+void Registrar::start_check(const std::string& service, const Instance& inst) {
   InstanceKey key{service, inst.owner, inst.spec};
   if (!in_flight_.insert(key).second) return;  // single flight
   ++metrics_.checks;
@@ -237,7 +238,7 @@ void Node::probe(const std::string& service, const Instance& inst) {
                  });
 }
 
-void Node::recorded(const InstanceKey& key, const CheckResult& result, Time started) {
+void Registrar::recorded(const InstanceKey& key, const CheckResult& result, Time started) {
   in_flight_.erase(key);
   if (stopped_) return;
   const Time now = clock_.now();
@@ -274,39 +275,39 @@ void Node::recorded(const InstanceKey& key, const CheckResult& result, Time star
   replan_service(service);
 }
 
-void Node::background_round() {
+void Registrar::background_round() {
   // Give freed heap pages back to the system: registrations come and go in
   // bursts, and a daemon per task should stay small.
   ::malloc_trim(0);
   for (const auto& [service, svc] : registry_.services()) {
     for (const auto& inst : svc.instances) {
-      if (config_.check_all || inst.owner == config_.name) probe(service, inst);
+      if (config_.check_all || inst.owner == config_.name) start_check(service, inst);
     }
   }
 }
 
 // ---- writes ----------------------------------------------------------------
 
-std::size_t Node::instance_count(std::string_view service) const {
+std::size_t Registrar::instance_count(std::string_view service) const {
   const Service* svc = registry_.find(service);
   return svc == nullptr ? 0 : svc->instances.size();
 }
 
-std::vector<std::string> Node::list() const {
+std::vector<std::string> Registrar::list() const {
   std::vector<std::string> names;
   names.reserve(registry_.services().size());
   for (const auto& [name, svc] : registry_.services()) names.push_back(name);
   return names;
 }
 
-bool Node::may_write(const fs::Caller& who) const {
+bool Registrar::may_write(const fs::Caller& who) const {
   if (who.uid == 0) return true;
   if (config_.writers_gid == 0) return false;
   return who.gid == config_.writers_gid ||
          std::find(who.groups.begin(), who.groups.end(), config_.writers_gid) != who.groups.end();
 }
 
-Status Node::write(const std::string& service, std::string_view text, bool append) {
+Status Registrar::write(const std::string& service, std::string_view text, bool append) {
   auto fail = [&](Error e) -> Status {
     ++metrics_.writes_rejected;
     spdlog::info("refused registration of {}: {}", service, e.detail);
@@ -330,7 +331,7 @@ Status Node::write(const std::string& service, std::string_view text, bool appen
   return ok_status();
 }
 
-Status Node::remove(const std::string& service) {
+Status Registrar::remove(const std::string& service) {
   if (own_.contains(service)) {
     if (auto st = apply_own(service, {}); !st) return st;
     ++metrics_.unlinks;
@@ -339,7 +340,7 @@ Status Node::remove(const std::string& service) {
   return Error{registry_.find(service) != nullptr ? Errc::not_owner : Errc::not_found, service};
 }
 
-Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw) {
+Status Registrar::apply_own(const std::string& service, std::vector<InstanceSpec> raw) {
   // Durable first, then memory, then the cluster: a change the state
   // directory refused (the store then keeps the previous file) is seen by
   // nobody, and a restart brings back exactly what callers were told.
@@ -358,19 +359,19 @@ Status Node::apply_own(const std::string& service, std::vector<InstanceSpec> raw
   return ok_status();
 }
 
-void Node::set_replicator(Replicator replicate) {
+void Registrar::set_replicator(Replicator replicate) {
   replicate_ = std::move(replicate);
   for (const auto& [service, raw] : own_) replicate_(service, resolve(raw));
 }
 
-void Node::apply_remote(const std::string& service, const std::string& origin,
+void Registrar::apply_remote(const std::string& service, const std::string& origin,
                         std::vector<InstanceSpec> instances) {
   if (origin == config_.name || !valid_service_name(service)) return;
   if (registry_.replace(service, origin, std::move(instances))) changed(service);
   rearm();
 }
 
-std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) const {
+std::vector<InstanceSpec> Registrar::resolve(const std::vector<InstanceSpec>& raw) const {
   std::vector<InstanceSpec> out = raw;
   for (auto& spec : out) {
     if (spec.endpoint.uses_advertise()) spec.endpoint.host = config_.advertise;
@@ -378,7 +379,7 @@ std::vector<InstanceSpec> Node::resolve(const std::vector<InstanceSpec>& raw) co
   return out;
 }
 
-void Node::changed(const std::string& service) {
+void Registrar::changed(const std::string& service) {
   for (auto* sink : sinks_) sink->service_changed(service);
   replan_service(service);
 }
