@@ -28,9 +28,16 @@ service=$1 path=$2
 
 calls=0 ok=0 rereads=0 failed=0 endpoints=() endpoint=
 
-lookup() { # a health-checked host:port, or nothing
-  endpoint=$(<"$mount/$service") || endpoint=
-  [[ -n $endpoint ]] || return 1
+lookup() { # a health-checked host:port; when there is none, why says why
+  # cat fails when the read fails (EHOSTDOWN: nothing healthy; ENOENT: not
+  # registered); bash's $(<file) would hide that as an empty endpoint.
+  local out
+  if ! out=$(cat -- "$mount/$service" 2>&1); then
+    why=$out
+    return 1
+  fi
+  endpoint=$out
+  [[ -n $endpoint ]] || { why="empty answer for $service"; return 1; }
   local e
   for e in "${endpoints[@]}"; do [[ $e == "$endpoint" ]] && return 0; done
   endpoints+=("$endpoint")
@@ -52,7 +59,7 @@ while ((SECONDS < end)); do
       ok=$((ok + 1))
     else
       failed=$((failed + 1))
-      echo "call failed twice: ${why:-no endpoint for $service}"
+      echo "call failed twice: $why"
     fi
   fi
   sleep "$interval"
