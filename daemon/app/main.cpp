@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "advertise.hpp"
+#include "core/host_port.hpp"
 #include "cluster_driver.hpp"
 #include "control.hpp"
 #include "loop_clock.hpp"
@@ -76,8 +77,9 @@ int run(const regfs::Options& opt) {
   config.check_interval = opt.check_interval;
   config.check_all = !opt.mirror.empty();
 
-  const auto colon = opt.bind.rfind(':');
-  const std::string bind_host = opt.bind.substr(0, colon == std::string::npos ? 0 : colon);
+  // A malformed --bind leaves no host: not loopback here, refused by the transport.
+  const auto bind_addr = HostPort::parse(opt.bind);
+  const std::string bind_host = bind_addr ? bind_addr->host : std::string();
   if (opt.key_file.empty() && !opt.insecure && !is_loopback_host(bind_host)) {
     spdlog::error("refusing to listen on {} without a key: give --key-file or --insecure", opt.bind);
     return kExitUsage;
@@ -174,10 +176,9 @@ int run(const regfs::Options& opt) {
     // Peers reach us at --advertise when given (behind NAT, say), else at the
     // bound address, or at the address found from the interfaces when bound
     // to every interface.
-    const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::" || bind_host == "[::]";
-    std::string host = wildcard || !opt.advertise.empty() ? config.advertise : bind_host;
-    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
-    const std::string gossip = host + ":" + std::to_string((*transport)->port());
+    const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::";
+    const std::string host = wildcard || !opt.advertise.empty() ? config.advertise : bind_host;
+    const std::string gossip = HostPort{host, (*transport)->port()}.to_string();
     const cluster::NodeId self{config.name, config.generation};
     cluster::Config cluster_config;
     cluster_config.clock_generation = static_cast<std::uint64_t>(wall_us.count());

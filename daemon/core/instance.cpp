@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "host_port.hpp"
+
 namespace regfs {
 namespace {
 
@@ -94,15 +96,6 @@ bool valid_hostname(std::string_view s) {
   return true;
 }
 
-bool parse_port(std::string_view s, std::uint16_t& port) {
-  if (s.empty() || s.size() > 5) return false;
-  unsigned value = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc{} || ptr != s.data() + s.size() || value == 0 || value > 65535) return false;
-  port = static_cast<std::uint16_t>(value);
-  return true;
-}
-
 bool valid_http_path(std::string_view p) {
   if (p.empty() || p.front() != '/' || p.size() > kMaxCheckPath) return false;
   for (char c : p) {
@@ -114,12 +107,7 @@ bool valid_http_path(std::string_view p) {
 
 }  // namespace
 
-std::string to_string(const Endpoint& e) {
-  const std::string port = std::to_string(e.port);
-  if (e.host.empty()) return ":" + port;
-  if (e.is_ipv6()) return "[" + e.host + "]:" + port;
-  return e.host + ":" + port;
-}
+std::string to_string(const Endpoint& e) { return HostPort{e.host, e.port}.to_string(); }
 
 std::string to_string(const Check& c) {
   switch (c.kind) {
@@ -155,32 +143,20 @@ bool valid_host(std::string_view host) {
 }
 
 Result<Endpoint> parse_endpoint(std::string_view text) {
-  Endpoint e;
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return bad("expected [ipv6]:port", text);
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
+  auto parsed = HostPort::parse(text, 1);
+  if (!parsed) return parsed.error();
+  std::string& host = parsed->host;
+  if (text.front() == '[') {
     if (!valid_ipv6(host)) return bad("bad IPv6 address", text);
   } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return bad("expected host:port", text);
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host == "0.0.0.0") host = {};
+    if (host == "0.0.0.0") host.clear();
     if (!host.empty()) {
-      const bool numeric = host.find_first_not_of("0123456789.") == std::string_view::npos;
+      const bool numeric = host.find_first_not_of("0123456789.") == std::string::npos;
       if (numeric ? !valid_ipv4(host) : !valid_hostname(host)) return bad("bad host", text);
     }
   }
-  if (!parse_port(port, e.port)) return bad("bad port (1-65535)", text);
-  e.host = std::string(host);
-  if (e.host == "::") e.host.clear();
-  return e;
+  if (host == "::") host.clear();
+  return Endpoint{std::move(host), parsed->port};
 }
 
 Result<Check> parse_check(std::string_view text) {

@@ -1,5 +1,7 @@
 #include "health_checker.hpp"
 
+#include "core/host_port.hpp"
+
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -61,9 +63,8 @@ void HealthChecker::check(const Endpoint& endpoint, const Check& check, Duration
     if (ec == asio::error::operation_aborted) return;
     if (ec) return finish(key, p, CheckResult{false, ec.message()});
     if (check.kind == Check::Kind::tcp) return finish(key, p, CheckResult{true, "connected"});
-    const std::string host = endpoint.is_ipv6() ? "[" + endpoint.host + "]" : endpoint.host;
-    p->request = "GET " + check.path + " HTTP/1.1\r\nHost: " + host + ":" +
-                 std::to_string(endpoint.port) +
+    p->request = "GET " + check.path + " HTTP/1.1\r\nHost: " +
+                 HostPort{endpoint.host, endpoint.port}.to_string() +
                  "\r\nUser-Agent: regfs\r\nAccept: */*\r\nConnection: close\r\n\r\n";
     asio::async_write(p->socket, asio::buffer(p->request),
                       [this, key, p](const error_code& wec, std::size_t) {

@@ -2,6 +2,8 @@
 
 #include "stream.hpp"
 
+#include "core/host_port.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -26,22 +28,16 @@ std::uint64_t wall_ms() {
 }
 
 std::optional<std::pair<asio::ip::address, std::uint16_t>> parse_addr(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= text.size()) return std::nullopt;
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const auto parsed = HostPort::parse(text);
+  if (!parsed) return std::nullopt;
   error_code ec;
-  const auto addr = asio::ip::make_address(host, ec);
+  const auto addr = asio::ip::make_address(parsed->host, ec);
   if (ec) return std::nullopt;
-  char* end = nullptr;
-  const unsigned long port = std::strtoul(text.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port > 65535) return std::nullopt;
-  return std::make_pair(addr, static_cast<std::uint16_t>(port));
+  return std::make_pair(addr, parsed->port);
 }
 
 std::string format_addr(const asio::ip::address& a, std::uint16_t port) {
-  return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(port)
-                   : a.to_string() + ":" + std::to_string(port);
+  return HostPort{a.to_string(), port}.to_string();
 }
 
 Transport::Transport(asio::io_context& io, std::optional<Keyring> keyring, StreamLimits limits,
