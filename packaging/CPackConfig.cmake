@@ -1,6 +1,7 @@
 # The Debian package: `cpack -G DEB` in a build directory (packaging/build-deb.sh).
 # Installs regfsd and regfs in /usr/bin, the systemd unit, /etc/default/regfsd
-# (a conffile), and the docs and client examples under /usr/share/doc/regfs.
+# (a conffile), the man pages regfsd(8) and regfs(1), and the docs and client
+# examples under /usr/share/doc/regfs.
 include(GNUInstallDirs)
 
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/regfsd.service DESTINATION lib/systemd/system)
@@ -11,6 +12,20 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/DESIGN.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/clients/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/clients
         USE_SOURCE_PERMISSIONS)
+
+# The reference pages, regfsd(8) and regfs(1): written in roff, stamped with the
+# project's version and compressed as Debian installs man pages.
+set(regfs_man_pages)
+foreach(page regfsd.8 regfs.1)
+  string(REGEX REPLACE ".*\\." "" section ${page})
+  configure_file(${CMAKE_CURRENT_LIST_DIR}/man/${page} ${PROJECT_BINARY_DIR}/man/${page} @ONLY)
+  add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/man/${page}.gz
+    COMMAND gzip -9nc ${PROJECT_BINARY_DIR}/man/${page} > ${PROJECT_BINARY_DIR}/man/${page}.gz
+    DEPENDS ${PROJECT_BINARY_DIR}/man/${page} VERBATIM)
+  list(APPEND regfs_man_pages ${PROJECT_BINARY_DIR}/man/${page}.gz)
+  install(FILES ${PROJECT_BINARY_DIR}/man/${page}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+add_custom_target(man_pages ALL DEPENDS ${regfs_man_pages})
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME regfs)

@@ -289,7 +289,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (options->version) {
-    std::cout << "regfsd 0.1.0\n";
+    std::cout << "regfsd " REGFS_VERSION "\n";
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(options->log_level));

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
       std::cout << kHelp;
       return kOk;
     } else if (a == "--version") {
-      std::cout << "regfs 0.1.0\n";
+      std::cout << "regfs " REGFS_VERSION "\n";
       return kOk;
     } else {
       break;

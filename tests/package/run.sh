@@ -41,6 +41,26 @@ done
 
 dpkg-deb -x "$deb" "$work/root"
 bin=$work/root/usr/bin
+
+# The version comes from one place, the project's CMakeLists.txt.
+version=$(sed -n 's/^project(regfs VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+[[ -n $version ]] || fail "no project version in CMakeLists.txt"
+[[ $(dpkg-deb --field "$deb" Version) == "$version" ]] || fail "package version is not $version"
+[[ $("$bin/regfsd" --version) == "regfsd $version" ]] || fail "regfsd --version: $("$bin/regfsd" --version)"
+[[ $("$bin/regfs" --version) == "regfs $version" ]] || fail "regfs --version: $("$bin/regfs" --version)"
+
+# The reference pages: where man finds them, rendered without warnings, naming the version.
+for page in regfsd.8 regfs.1; do
+  name=${page%.*} section=${page##*.}
+  file=./usr/share/man/man$section/$page.gz
+  grep -qxF "$file" <<<"$contents" || fail "package lacks $file"
+  [[ $(MANPATH=$work/root/usr/share/man man -w "$section" "$name") == "$work/root/${file#./}" ]] ||
+    fail "man -w $name does not find the packaged page"
+  warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$work/root/${file#./}" 2>&1 >/dev/null)
+  [[ -z $warnings ]] || fail "$page: $warnings"
+  LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$work/root/${file#./}" 2>/dev/null | grep -q "regfs $version" ||
+    fail "$page does not name version $version"
+done
 "$bin/regfsd" --help | grep -q -- "--mount" || fail "regfsd --help"
 "$bin/regfs" keygen | grep -Eq '^[A-Za-z0-9+/]{43}=$' || fail "regfs keygen"
 
