@@ -5,6 +5,7 @@
 #include <ctime>
 #include <string>
 
+#include "core/prometheus.hpp"
 #include "errno_map.hpp"
 
 #include <spdlog/spdlog.h>
@@ -230,24 +231,18 @@ void Filesystem::service_changed(const std::string& service) {
 }
 
 std::string Filesystem::metrics_text() const {
-  return "# HELP regfs_invalidations_total Kernel cache invalidations queued.\n"
-         "# TYPE regfs_invalidations_total counter\n"
-         "regfs_invalidations_total " + std::to_string(invalidations_) + "\n"
-         "# HELP regfs_inodes Inodes the mount tracks.\n"
-         "# TYPE regfs_inodes gauge\n"
-         "regfs_inodes " + std::to_string(inodes_.size()) + "\n"
-         "# HELP regfs_cached_names Names the kernel may hold in its cache, remembered to drop them.\n"
-         "# TYPE regfs_cached_names gauge\n"
-         "regfs_cached_names " + std::to_string(exposed_.size()) + "\n"
-         "# HELP regfs_parked_requests Kernel requests waiting in the daemon for a decision.\n"
-         "# TYPE regfs_parked_requests gauge\n"
-         "regfs_parked_requests " + std::to_string(parked()) + "\n"
-         "# HELP regfs_interrupted_total Parked requests ended by the reader's signal (EINTR).\n"
-         "# TYPE regfs_interrupted_total counter\n"
-         "regfs_interrupted_total " + std::to_string(interrupted_) + "\n"
-         "# HELP regfs_abandoned_total Decisions stopped because every reader was interrupted.\n"
-         "# TYPE regfs_abandoned_total counter\n"
-         "regfs_abandoned_total " + std::to_string(abandoned_) + "\n";
+  PrometheusText out;
+  out.counter("regfs_invalidations_total", "Kernel cache invalidations queued.", invalidations_);
+  out.gauge("regfs_inodes", "Inodes the mount tracks.", inodes_.size());
+  out.gauge("regfs_cached_names",
+            "Names the kernel may hold in its cache, remembered to drop them.", exposed_.size());
+  out.gauge("regfs_parked_requests", "Kernel requests waiting in the daemon for a decision.",
+            parked());
+  out.counter("regfs_interrupted_total", "Parked requests ended by the reader's signal (EINTR).",
+              interrupted_);
+  out.counter("regfs_abandoned_total", "Decisions stopped because every reader was interrupted.",
+              abandoned_);
+  return out.take();
 }
 
 void Filesystem::fail_pending() {

@@ -4,7 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <spdlog/spdlog.h>
-#include <sstream>
+
+#include "core/prometheus.hpp"
 
 namespace regfs {
 
@@ -215,10 +216,9 @@ std::vector<MemberView> ClusterDriver::members() const {
 std::string ClusterDriver::metrics_text() const {
   const auto& c = core_.stats();
   const auto& t = transport_->stats();
-  std::ostringstream out;
-  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    out << "# HELP regfs_" << name << " " << help << "\n# TYPE regfs_" << name << " counter\nregfs_"
-        << name << " " << v << "\n";
+  PrometheusText out;
+  auto counter = [&out](const char* name, const char* help, std::uint64_t v) {
+    out.counter(std::string("regfs_") + name, help, v);
   };
   counter("cluster_frames_in_total", "Frames the cluster core handled.", c.frames_in);
   counter("cluster_frames_out_total", "Frames the cluster core sent.", c.frames_out);
@@ -242,11 +242,10 @@ std::string ClusterDriver::metrics_text() const {
   counter("net_streams_refused_total", "TCP exchanges closed at a connection limit.", t.streams_refused);
   counter("net_stream_timeouts_total", "TCP exchanges that did not complete in time.", t.stream_timeouts);
   counter("net_accept_errors_total", "TCP accepts that failed (e.g. out of descriptors).", t.accept_errors);
-  out << "# HELP regfs_net_streams_open Inbound TCP exchanges in progress.\n"
-      << "# TYPE regfs_net_streams_open gauge\nregfs_net_streams_open " << t.streams_open << "\n";
-  out << "# HELP regfs_cluster_members Members alive or suspect, this node included.\n"
-      << "# TYPE regfs_cluster_members gauge\nregfs_cluster_members " << core_.live_members() << "\n";
-  return out.str();
+  out.gauge("regfs_net_streams_open", "Inbound TCP exchanges in progress.", t.streams_open);
+  out.gauge("regfs_cluster_members", "Members alive or suspect, this node included.",
+            core_.live_members());
+  return out.take();
 }
 
 }  // namespace regfs

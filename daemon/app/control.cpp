@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/prometheus.hpp"
 #include "fs/errno_map.hpp"
 
 namespace regfs {
@@ -182,18 +183,15 @@ ControlSocket::~ControlSocket() {
 }
 
 std::string ControlSocket::metrics_text() const {
-  auto line = [](const char* name, const char* type, const char* help, std::uint64_t v) {
-    return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name +
-           " " + std::to_string(v) + "\n";
-  };
-  return line("regfs_control_connections", "gauge", "Open connections to the control socket.",
-              conns_.size()) +
-         line("regfs_control_refused_total", "counter",
-              "Control connections closed at once: over the per-user or total bound.", refused_) +
-         line("regfs_control_timeouts_total", "counter",
-              "Control connections closed for want of a request in time.", timeouts_) +
-         line("regfs_control_accept_errors_total", "counter",
+  PrometheusText out;
+  out.gauge("regfs_control_connections", "Open connections to the control socket.", conns_.size());
+  out.counter("regfs_control_refused_total",
+              "Control connections closed at once: over the per-user or total bound.", refused_);
+  out.counter("regfs_control_timeouts_total",
+              "Control connections closed for want of a request in time.", timeouts_);
+  out.counter("regfs_control_accept_errors_total",
               "Failed accepts on the control socket (each followed by a pause).", accept_errors_);
+  return out.take();
 }
 
 void ControlSocket::accept() {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/prometheus.hpp"
 #include "core/read_plan.hpp"
 
 namespace regfs {
@@ -103,12 +104,11 @@ void Mirror::refresh_all() {
 }
 
 std::string Mirror::metrics_text() const {
-  return "# HELP regfs_mirror_write_failures_total Mirror files that could not be written or removed (retried).\n"
-         "# TYPE regfs_mirror_write_failures_total counter\n"
-         "regfs_mirror_write_failures_total " + std::to_string(failures_) + "\n"
-         "# HELP regfs_mirror_pending Mirror files waiting for a retry.\n"
-         "# TYPE regfs_mirror_pending gauge\n"
-         "regfs_mirror_pending " + std::to_string(pending_.size()) + "\n";
+  PrometheusText out;
+  out.counter("regfs_mirror_write_failures_total",
+              "Mirror files that could not be written or removed (retried).", failures_);
+  out.gauge("regfs_mirror_pending", "Mirror files waiting for a retry.", pending_.size());
+  return out.take();
 }
 
 void Mirror::set(const std::string& name, const Content& want) {

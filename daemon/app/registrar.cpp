@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include "core/prometheus.hpp"
 #include "core/read_plan.hpp"
 
 namespace regfs {
@@ -109,12 +110,12 @@ fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& ser
     return {};
   }
   if (kind == fs::FileKind::metrics) {
-    std::string extra;
     std::size_t deciding = 0;
     for (const auto& [name, reads] : reads_) deciding += reads.size();
-    extra += "# HELP regfs_reads_in_progress Reads being decided (checks, .wait/ retries).\n"
-             "# TYPE regfs_reads_in_progress gauge\n"
-             "regfs_reads_in_progress " + std::to_string(deciding) + "\n";
+    PrometheusText gauges;
+    gauges.gauge("regfs_reads_in_progress", "Reads being decided (checks, .wait/ retries).",
+                 deciding);
+    std::string extra = gauges.take();
     for (const auto& source : metric_sources_) extra += source();
     done(fs::Answer{render_metrics(metrics_, registry_, extra), Duration::zero()});
     return {};

@@ -2,45 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prometheus.hpp"
+
 namespace regfs {
 namespace {
 
 std::int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<milliseconds>(d).count();
-}
-
-void counter(std::string& out, const char* name, const char* help, std::uint64_t value) {
-  out += "# HELP regfs_";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE regfs_";
-  out += name;
-  out += " counter\nregfs_";
-  out += name;
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
-}
-
-void gauge(std::string& out, const char* name, const char* help, std::uint64_t value) {
-  out += std::string("# HELP regfs_") + name + ' ' + help + "\n# TYPE regfs_" + name +
-         " gauge\nregfs_" + name + ' ' + std::to_string(value) + '\n';
-}
-
-void histogram(std::string& out, const char* name, const char* help, const Histogram& h) {
-  out += std::string("# HELP regfs_") + name + ' ' + help + "\n# TYPE regfs_" + name +
-         " histogram\n";
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < Histogram::kBoundsUs.size(); ++i) {
-    cumulative += h.buckets[i];
-    out += std::string("regfs_") + name + "_bucket{le=\"" +
-           std::to_string(static_cast<double>(Histogram::kBoundsUs[i]) / 1e6) + "\"} " +
-           std::to_string(cumulative) + '\n';
-  }
-  out += std::string("regfs_") + name + "_bucket{le=\"+Inf\"} " + std::to_string(h.count) + '\n';
-  out += std::string("regfs_") + name + "_sum " + std::to_string(h.sum_seconds) + '\n';
-  out += std::string("regfs_") + name + "_count " + std::to_string(h.count) + '\n';
 }
 
 }  // namespace
@@ -87,25 +55,24 @@ std::string render_status(const Registry& registry, const NodeView& node, Time n
 }
 
 std::string render_metrics(const Metrics& m, const Registry& registry, const std::string& extra) {
-  std::string out;
-  out.reserve(4096);
-  counter(out, "reads_total", "Reads answered by the daemon (kernel cache misses).", m.reads);
-  counter(out, "reads_not_found_total", "Reads of unregistered names (ENOENT).", m.reads_not_found);
-  counter(out, "reads_host_down_total", "Reads with no healthy instance (EHOSTDOWN).",
-          m.reads_host_down);
-  counter(out, "waits_timed_out_total", "Reads of .wait/ that timed out.", m.waits_timed_out);
-  counter(out, "writes_total", "Registrations accepted.", m.writes);
-  counter(out, "writes_rejected_total", "Registrations refused.", m.writes_rejected);
-  counter(out, "unlinks_total", "Deregistrations.", m.unlinks);
-  counter(out, "checks_total", "Health checks started.", m.checks);
-  counter(out, "checks_failed_total", "Health checks that failed.", m.checks_failed);
-  counter(out, "reaped_total", "Own instances removed after failing too long.", m.reaped);
-  gauge(out, "services", "Services with at least one instance.", registry.services().size());
-  gauge(out, "instances", "Registered instances, all owners.", registry.instance_count());
-  histogram(out, "read_seconds", "Daemon-side latency of answered reads.", m.read_latency);
-  histogram(out, "check_seconds", "Latency of health checks.", m.check_latency);
-  out += extra;
-  return out;
+  PrometheusText out;
+  out.counter("regfs_reads_total", "Reads answered by the daemon (kernel cache misses).", m.reads);
+  out.counter("regfs_reads_not_found_total", "Reads of unregistered names (ENOENT).",
+              m.reads_not_found);
+  out.counter("regfs_reads_host_down_total", "Reads with no healthy instance (EHOSTDOWN).",
+              m.reads_host_down);
+  out.counter("regfs_waits_timed_out_total", "Reads of .wait/ that timed out.", m.waits_timed_out);
+  out.counter("regfs_writes_total", "Registrations accepted.", m.writes);
+  out.counter("regfs_writes_rejected_total", "Registrations refused.", m.writes_rejected);
+  out.counter("regfs_unlinks_total", "Deregistrations.", m.unlinks);
+  out.counter("regfs_checks_total", "Health checks started.", m.checks);
+  out.counter("regfs_checks_failed_total", "Health checks that failed.", m.checks_failed);
+  out.counter("regfs_reaped_total", "Own instances removed after failing too long.", m.reaped);
+  out.gauge("regfs_services", "Services with at least one instance.", registry.services().size());
+  out.gauge("regfs_instances", "Registered instances, all owners.", registry.instance_count());
+  out.histogram("regfs_read_seconds", "Daemon-side latency of answered reads.", m.read_latency);
+  out.histogram("regfs_check_seconds", "Latency of health checks.", m.check_latency);
+  return out.take() + extra;
 }
 
 }  // namespace regfs
