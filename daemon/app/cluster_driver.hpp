@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 #include "core/render.hpp"
 #include "registrar.hpp"
 #include "transport/transport.hpp"
@@ -63,7 +63,7 @@ class ClusterDriver {
 
   boost::asio::io_context& io_;
   Registrar& registrar_;
-  cluster::Node core_;
+  cluster::Core core_;
   std::string gossip_addr_;
   std::unique_ptr<transport::Transport> transport_;
   boost::asio::steady_timer timer_;

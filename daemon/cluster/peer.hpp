@@ -20,7 +20,7 @@ struct PeerAddr {
 // A node's identity. `generation` grows across restarts of the same name
 // (the daemon uses max(state-dir counter + 1, wall-clock µs) at start, and a
 // running node moves above a dead life of its name it learns of: see
-// Node::new_life): a higher generation is a new life that supersedes
+// Core::new_life): a higher generation is a new life that supersedes
 // everything known about the previous one.
 struct NodeId {
   std::string name;

@@ -21,19 +21,19 @@
 // departed is `withdrawn` and is never served again at that version, even if
 // the death is refuted. Only a newer version from the origin brings the
 // service back, and a refuting origin re-registers every live entry at a new
-// version for exactly that reason (cluster/node_members.cpp). While the
+// version for exactly that reason (cluster/core_members.cpp). While the
 // origin was away it may have removed or replaced entries; this node cannot
 // tell which from the copies it holds, so it serves none of them until the
 // origin has spoken again. A revived origin also says which version it had
 // reached (`announced`): until `complete` reaches it, this node knows it
-// lacks changes and asks for them (Node's catch-up).
+// lacks changes and asks for them (Core's catch-up).
 //
 // Claims of completeness: a chunk's `upto` counts only as far as what it
 // carries (its newest item or, in a snapshot, its purge mark `base`), which
 // is all an honest sender's completeness can rest on. A member that forges a
 // chunk claiming more than it carries makes no receiver skip the origin's
 // later changes. How far beyond what this node holds a version may jump is
-// Node's check (cluster/node_sync.cpp), since it also knows what members
+// Core's check (cluster/core_sync.cpp), since it also knows what members
 // announced.
 //
 // Pure; not thread-safe. Every change of what a service resolves to is

@@ -83,7 +83,7 @@ void Checker::on_register(Sim& sim, std::size_t n, const std::string& service,
 }
 
 void Checker::on_own_versions(Sim& sim, std::size_t n) {
-  const cluster::Node& node = sim.node(n);
+  const cluster::Core& node = sim.node(n);
   const std::uint64_t v = node.store().own_version();
   const auto& self = node.self();
   auto& [life, known] = own_version_[n];
@@ -123,7 +123,7 @@ void Checker::on_heal(Sim& sim) {
 
 std::optional<Checker::Version> Checker::served(Sim& sim, std::size_t n, const std::string& origin,
                                                 const std::string& service) const {
-  const cluster::Node& node = sim.node(n);
+  const cluster::Core& node = sim.node(n);
   if (node.instances(origin, service) == nullptr) return std::nullopt;
   const auto& o = node.store().origins().at(origin);
   return Version{o.generation, o.entries.find(service)->second.version};
@@ -155,7 +155,7 @@ void Checker::observe(Sim& sim, std::size_t n, const std::string& origin,
                       const std::string& service) {
   if (origin != sim.node(n).self().name) check_served(sim, n, origin, service, served(sim, n, origin, service));
   if (violation_) return;
-  const cluster::Node& node = sim.node(n);
+  const cluster::Core& node = sim.node(n);
   const auto& origins = node.store().origins();
   auto o = origins.find(origin);
   const cluster::Store::Stored* stored = nullptr;
@@ -237,7 +237,7 @@ void Checker::full_check(Sim& sim) {
   // What every node serves, whether or not it reported a change.
   for (std::size_t i = 0; i < sim.size() && !violation_; ++i) {
     if (!sim.up(i)) continue;
-    const cluster::Node& node = sim.node(i);
+    const cluster::Core& node = sim.node(i);
     std::map<std::pair<std::string, std::string>, std::optional<Version>> looked;
     for (auto it = serving_.lower_bound({i, "", ""}); it != serving_.end() && std::get<0>(it->first) == i; ++it) {
       looked[{std::get<1>(it->first), std::get<2>(it->first)}] = std::nullopt;

@@ -33,7 +33,7 @@
 #include <tuple>
 #include <vector>
 
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 namespace regfs::sim {
 

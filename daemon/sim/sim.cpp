@@ -45,7 +45,7 @@ void Sim::start(std::size_t n) {
   const auto micros = static_cast<std::uint64_t>(
       std::chrono::duration_cast<microseconds>(now_.since_epoch).count());
   s.generation = std::max(s.generation + 1, micros + 1);
-  s.core = std::make_unique<cluster::Node>(config_, cluster::NodeId{s.name, s.generation},
+  s.core = std::make_unique<cluster::Core>(config_, cluster::NodeId{s.name, s.generation},
                                            cluster::PeerAddr{s.name}, rng_(), now_);
   if (checker_) checker_->on_start(*this, n);
   for (const auto& [service, instances] : s.durable) {

@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 #include "sim/invariants.hpp"
 
 namespace regfs::sim {
@@ -82,8 +82,8 @@ class Sim {
   // Observation.
   std::size_t size() const { return nodes_.size(); }
   bool up(std::size_t n) const { return nodes_[n].core != nullptr; }
-  cluster::Node& node(std::size_t n) { return *nodes_[n].core; }
-  const cluster::Node& node(std::size_t n) const { return *nodes_[n].core; }
+  cluster::Core& node(std::size_t n) { return *nodes_[n].core; }
+  const cluster::Core& node(std::size_t n) const { return *nodes_[n].core; }
   const std::string& name(std::size_t n) const { return nodes_[n].name; }
   const std::map<std::string, std::vector<InstanceSpec>>& durable(std::size_t n) const {
     return nodes_[n].durable;
@@ -110,7 +110,7 @@ class Sim {
  private:
   struct SimNode {
     std::string name;
-    std::unique_ptr<cluster::Node> core;
+    std::unique_ptr<cluster::Core> core;
     std::uint64_t generation = 0;
     std::uint64_t tick_token = 0;
     Time tick_at{};

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "cluster/codec.hpp"
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 using namespace regfs;
 using namespace regfs::cluster;
@@ -103,7 +103,7 @@ TEST_CASE("a core fed hostile frames stays within what it accepts", "[node][fuzz
   const auto start = std::chrono::steady_clock::now();
   const std::uint64_t gen = 500;
   Config cfg;
-  Node node(cfg, NodeId{"core", gen}, PeerAddr{"c:1"}, 1, Time{});
+  Core node(cfg, NodeId{"core", gen}, PeerAddr{"c:1"}, 1, Time{});
   REQUIRE(node.set_service(Time{}, "web", {InstanceSpec{Endpoint{"h", 80}, Check{}}}).ok());
   Time now{};
   std::uint64_t runs = 0;

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "cluster/codec.hpp"
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 using namespace regfs;
 using namespace regfs::cluster;
@@ -33,7 +33,7 @@ TEST_CASE("63-character names: a node's own sends fit a datagram and its rumors 
   const NodeId ida{std::string(63, 'a'), gen}, idb{std::string(63, 'b'), gen};
   const PeerAddr pa{"10.0.0.1:7946"}, pb{"10.0.0.2:7946"};
   Time now{};
-  Node a(cfg, ida, pa, 1, now), b(cfg, idb, pb, 2, now);
+  Core a(cfg, ida, pa, 1, now), b(cfg, idb, pb, 2, now);
   b.join(now, {pa});
 
   std::size_t oversized = 0;

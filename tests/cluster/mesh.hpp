@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cluster/codec.hpp"
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 namespace regfs::cluster::testing {
 
@@ -29,7 +29,7 @@ class Mesh {
   // A new process for slot i (its previous core is gone) at `generation`.
   void start(std::size_t i, std::uint64_t generation, std::vector<std::size_t> seeds = {}) {
     Slot& s = slots_[i];
-    s.core = std::make_unique<Node>(cfg_, NodeId{s.name, generation}, addr(i), 1000 + i + generation, now);
+    s.core = std::make_unique<Core>(cfg_, NodeId{s.name, generation}, addr(i), 1000 + i + generation, now);
     s.frozen = false;
     std::vector<PeerAddr> to;
     for (std::size_t j : seeds) to.push_back(addr(j));
@@ -42,7 +42,7 @@ class Mesh {
   // what is sent to it meanwhile is lost.
   void freeze(std::size_t i, bool frozen) { slots_[i].frozen = frozen; }
 
-  Node& operator[](std::size_t i) { return *slots_[i].core; }
+  Core& operator[](std::size_t i) { return *slots_[i].core; }
   // The generation of the last new life core i reported starting (0: none).
   std::uint64_t reported(std::size_t i) const { return slots_[i].reported; }
   PeerAddr addr(std::size_t i) const { return PeerAddr{slots_[i].name + ":7946"}; }
@@ -96,7 +96,7 @@ class Mesh {
  private:
   struct Slot {
     std::string name;
-    std::unique_ptr<Node> core;
+    std::unique_ptr<Core> core;
     bool frozen = false;
     std::uint64_t reported = 0;  // the last new life the core reported (Events::generation)
   };

@@ -13,21 +13,21 @@
 #include <cmath>
 #include <limits>
 
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 namespace regfs::cluster {
-Duration Node::suspicion_min() const {
+Duration Core::suspicion_min() const {
   const double n = static_cast<double>(std::max<std::size_t>(1, live_members()));
   const double scale = std::max(1.0, std::log10(n));
   return Duration(static_cast<Duration::rep>(cfg_.suspicion_mult * scale *
                                              static_cast<double>(cfg_.probe_interval.count())));
 }
 
-Alive Node::self_alive() const {
+Alive Core::self_alive() const {
   return Alive{self_, me().incarnation, me().addr, me().announced};
 }
 
-void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
+void Core::refute(Time now, std::uint32_t accused, bool was_dead) {
   Member& m = me();
   if (leaving_) return;
   const std::uint64_t ceiling = std::uint64_t{m.incarnation} + cfg_.incarnation_jump_max / 2;
@@ -50,7 +50,7 @@ void Node::refute(Time now, std::uint32_t accused, bool was_dead) {
   if (was_dead) push_pull_next_ = now;  // and sync soon
 }
 
-void Node::new_life(Time now, std::uint64_t above) {
+void Core::new_life(Time now, std::uint64_t above) {
   if (leaving_ || above >= std::numeric_limits<std::uint64_t>::max() - 1) return;
   self_.generation = std::max(self_.generation, above) + 1;
   Member& m = me();
@@ -67,7 +67,7 @@ void Node::new_life(Time now, std::uint64_t above) {
   push_pull_next_ = now;  // and a push-pull at once: peers learn the new life whole
 }
 
-void Node::announce(Time now) {
+void Core::announce(Time now) {
   Member& m = me();
   if (leaving_) return;
   if (m.incarnation == std::numeric_limits<std::uint32_t>::max()) return new_life(now, self_.generation);
@@ -76,11 +76,11 @@ void Node::announce(Time now) {
   queue_rumor("m/" + self_.name, self_alive());
 }
 
-bool Node::own_life_forged(const NodeId& id, std::uint64_t version) const {
+bool Core::own_life_forged(const NodeId& id, std::uint64_t version) const {
   return id == self_ && version > store_.own_version();
 }
 
-void Node::on_alive(Time now, const Alive& a, bool rumor) {
+void Core::on_alive(Time now, const Alive& a, bool rumor) {
   if (a.node.name == self_.name) {
     // A life above this one that is alive: a namesake, or the previous life
     // not yet declared dead (its death, when it comes, starts a new life).
@@ -130,7 +130,7 @@ void Node::on_alive(Time now, const Alive& a, bool rumor) {
   if (rumor) queue_rumor("m/" + m.id.name, a);
 }
 
-void Node::revived(Time now, const Alive& a) {
+void Core::revived(Time now, const Alive& a) {
   // Back from a death this node believed: its old entries stay withdrawn;
   // what it registered again (and any other change since) must arrive.
   store_.revive(a.node, a.version, events_.services);
@@ -142,7 +142,7 @@ void Node::revived(Time now, const Alive& a) {
   if (store_.stranded(a.node)) send_packet(a.addr, Suspect{a.node, a.incarnation, self_.name});
 }
 
-void Node::on_suspect(Time now, const Suspect& s) {
+void Core::on_suspect(Time now, const Suspect& s) {
   if (s.node.name == self_.name) {
     if (s.node.generation != self_.generation || leaving_) return;
     if (s.incarnation >= me().incarnation) {
@@ -177,7 +177,7 @@ void Node::on_suspect(Time now, const Suspect& s) {
   queue_rumor("m/" + m.id.name, s);
 }
 
-void Node::on_dead(Time now, const Dead& d) {
+void Core::on_dead(Time now, const Dead& d) {
   if (d.node.name == self_.name) {
     if (d.node.generation > self_.generation) {
       // A previous life of this name, with a higher generation than this one
@@ -211,14 +211,14 @@ void Node::on_dead(Time now, const Dead& d) {
   queue_rumor("m/" + m.id.name, d);
 }
 
-void Node::depart(Time now, Member& m) {
+void Core::depart(Time now, Member& m) {
   m.since = now;
   suspicions_.erase(m.id.name);
   store_.depart(m.id, m.incarnation, now + cfg_.departure_ttl, events_.services);
   member_event(m, true);
 }
 
-void Node::suspicion_tick(Time now) {
+void Core::suspicion_tick(Time now) {
   for (auto it = suspicions_.begin(); it != suspicions_.end();) {
     if (it->second.deadline() > now) { ++it; continue; }
     const Member* m = members_.find(it->first);

@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "cluster/hash.hpp"
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 namespace regfs::cluster {
 namespace {
@@ -48,7 +48,7 @@ std::uint64_t chunk_top(const OriginChunk& c) {
 // Claims about this node's own current life that it never made start a new
 // life (own_life_forged); accusations about it go to refute, which starts a
 // new life when it cannot outbid them.
-bool Node::screen(Time now, Frame& f) {
+bool Core::screen(Time now, Frame& f) {
   const std::uint64_t gen_max = generation_limit(now);
   if (f.sender.generation > gen_max) {
     stats_.refused++;
@@ -116,18 +116,18 @@ bool Node::screen(Time now, Frame& f) {
   return true;
 }
 
-std::uint64_t Node::generation_limit(Time now) const {
+std::uint64_t Core::generation_limit(Time now) const {
   return add_capped(clock_generation_, add_capped(micros(now - started_), micros(cfg_.generation_ahead)));
 }
 
-std::uint64_t Node::version_limit(const NodeId& origin) const {
+std::uint64_t Core::version_limit(const NodeId& origin) const {
   std::uint64_t seen = store_.seen(origin);
   const Member* m = members_.find(origin.name);
   if (m != nullptr && m->id == origin) seen = std::max(seen, m->announced);
   return add_capped(seen, cfg_.version_jump_max);
 }
 
-void Node::apply_chunk(Time now, const OriginChunk& c) {
+void Core::apply_chunk(Time now, const OriginChunk& c) {
   if (c.origin.name != self_.name && chunk_top(c) > version_limit(c.origin)) {
     stats_.refused++;
     return;
@@ -135,7 +135,7 @@ void Node::apply_chunk(Time now, const OriginChunk& c) {
   store_.apply(c, now, events_.services);
 }
 
-void Node::spread_entry(Time now, const Entry& e, bool own) {
+void Core::spread_entry(Time now, const Entry& e, bool own) {
   auto bytes = encode_message(e);
   if (bytes.size() + header_size(self_) <= cfg_.wire.max_packet) {
     // A change queued into an idle gossip loop waits for its first
@@ -169,7 +169,7 @@ void Node::spread_entry(Time now, const Entry& e, bool own) {
   }
 }
 
-void Node::on_entry(Time now, const Entry& e) {
+void Core::on_entry(Time now, const Entry& e) {
   if (e.origin.name != self_.name && e.version > version_limit(e.origin)) {
     stats_.refused++;
     return;
@@ -177,7 +177,7 @@ void Node::on_entry(Time now, const Entry& e) {
   if (store_.apply(e, now, events_.services)) spread_entry(now, e, false);
 }
 
-std::uint64_t Node::members_hash() const {
+std::uint64_t Core::members_hash() const {
   // A sum of per-member hashes: independent of the order members are held in.
   std::uint64_t sum = 0;
   for (const auto& m : members_) {
@@ -191,7 +191,7 @@ std::uint64_t Node::members_hash() const {
   return sum;
 }
 
-SyncState Node::state(std::uint8_t stage) const {
+SyncState Core::state(std::uint8_t stage) const {
   SyncState s;
   s.stage = stage;
   s.members.reserve(members_.size());
@@ -200,7 +200,7 @@ SyncState Node::state(std::uint8_t stage) const {
   return s;
 }
 
-Duration Node::push_pull_interval() const {
+Duration Core::push_pull_interval() const {
   // memberlist's scaling: beyond 32 members, one more interval per doubling.
   const double n = static_cast<double>(live_members());
   if (n <= 32) return cfg_.push_pull_interval;
@@ -208,7 +208,7 @@ Duration Node::push_pull_interval() const {
   return Duration(static_cast<Duration::rep>(mult * static_cast<double>(cfg_.push_pull_interval.count())));
 }
 
-void Node::catch_up_tick(Time now) {
+void Core::catch_up_tick(Time now) {
   if (!catching_up_ || now < catch_up_next_) return;
   catch_up_next_ = now + cfg_.catch_up_interval;
   std::vector<const Member*> behind;
@@ -225,7 +225,7 @@ void Node::catch_up_tick(Time now) {
   if (!leaving_) start_sync(now, behind[random(behind.size())]->addr);
 }
 
-void Node::compare_registry(Time now, const PeerAddr& peer, std::uint64_t hash) {
+void Core::compare_registry(Time now, const PeerAddr& peer, std::uint64_t hash) {
   if (hash == store_.hash()) {
     mismatch_backoff_ = cfg_.mismatch_sync_interval;
     return;
@@ -239,7 +239,7 @@ void Node::compare_registry(Time now, const PeerAddr& peer, std::uint64_t hash) 
   start_sync(now, peer);
 }
 
-void Node::reconnect_tick(Time now) {
+void Core::reconnect_tick(Time now) {
   if (now < reconnect_next_) return;
   reconnect_next_ = now + cfg_.reconnect_interval;
   refresh_peers();
@@ -250,7 +250,7 @@ void Node::reconnect_tick(Time now) {
   send_packet(d->addr, Ping{reconnect_seq_, d->id});
 }
 
-void Node::on_reconnect_ack(Time now) {
+void Core::on_reconnect_ack(Time now) {
   reconnect_seq_ = 0;
   const Member* m = members_.find(reconnect_to_.name);
   if (m == nullptr || m->id != reconnect_to_ || m->state != MemberState::dead || leaving_) return;
@@ -260,18 +260,18 @@ void Node::on_reconnect_ack(Time now) {
   start_sync(now, m->addr);
 }
 
-void Node::start_sync(Time, const PeerAddr& to) {
+void Core::start_sync(Time, const PeerAddr& to) {
   stats_.syncs_started++;
   send_stream(to, {SyncHello{members_hash(), store_.hash()}});
 }
 
-void Node::on_sync_hello(Time, const PeerAddr& from, const SyncHello& m) {
+void Core::on_sync_hello(Time, const PeerAddr& from, const SyncHello& m) {
   if (m.members_hash == members_hash() && m.registry_hash == store_.hash()) return;
   stats_.syncs_full++;
   send_stream(from, {state(1)});
 }
 
-void Node::on_sync_state(Time, const PeerAddr& from, const SyncState& m,
+void Core::on_sync_state(Time, const PeerAddr& from, const SyncState& m,
                          std::vector<OriginDigest>& reply_to) {
   if (m.stage == 2) {
     reply_to = m.digests;  // answered once the whole frame is applied
@@ -283,7 +283,7 @@ void Node::on_sync_state(Time, const PeerAddr& from, const SyncState& m,
   send_stream(from, std::move(out));
 }
 
-void Node::merge(Time now, const std::string& sender, const std::vector<MemberRecord>& records) {
+void Core::merge(Time now, const std::string& sender, const std::vector<MemberRecord>& records) {
   for (const auto& r : records) {
     switch (r.state) {
       case MemberState::alive:

@@ -7,7 +7,7 @@
 // after each call drains `take_outgoing()` (frames to send) and
 // `take_events()` (what changed). All randomness comes from `seed`.
 //
-// Not thread-safe: one thread (the daemon's event loop) owns a Node.
+// Not thread-safe: one thread (the daemon's event loop) owns a Core.
 // Errors: `set_service` refuses bad input with a Status and changes nothing;
 // `handle` drops frames it cannot decode (counted in stats()).
 #pragma once
@@ -55,9 +55,9 @@ struct Stats {
   std::uint64_t refused = 0, new_lives = 0;
 };
 
-class Node {
+class Core {
  public:
-  Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now);
+  Core(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now);
 
   // --- the daemon's side ---
   // Replaces this node's instances of `service`; empty removes them.
@@ -110,7 +110,7 @@ class Node {
     Time deadline{};
   };
 
-  // node.cpp: plumbing
+  // core.cpp: plumbing
   Member& me() { return *members_.find(self_.name); }  // never erased
   const Member& me() const { return *members_.find(self_.name); }
   std::uint64_t random(std::uint64_t below);
@@ -130,7 +130,7 @@ class Node {
   void member_event(const Member& m, bool was_live, bool fresh = false);
   void drop_orphans(Time now);
 
-  // node_probe.cpp: failure detection
+  // core_probe.cpp: failure detection
   void probe_tick(Time now);
   void start_probe(Time now);
   void send_probe(Time now, const Member& m);
@@ -139,7 +139,7 @@ class Node {
   void on_ack(Time now, const PeerAddr& from, const Ack& a);
   void on_nack(std::uint32_t seq);
 
-  // node_members.cpp: rumors
+  // core_members.cpp: rumors
   // `rumor`: gossip it on when it is news (not for records merged from a
   // state exchange: the peer that sent them holds them already).
   void on_alive(Time now, const Alive& m, bool rumor = true);
@@ -162,7 +162,7 @@ class Node {
   void depart(Time now, Member& m);
   Duration suspicion_min() const;
 
-  // node_sync.cpp: registry and push-pull
+  // core_sync.cpp: registry and push-pull
   // Drops from `f` what no honest member sends (docs/SECURITY.md): lives
   // beyond the clock, versions far beyond what this node holds; returns false
   // when the whole frame goes (its sender is such a life).

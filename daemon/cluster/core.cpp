@@ -1,4 +1,4 @@
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 namespace regfs::cluster {
 
-Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now)
+Core::Core(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time now)
     : cfg_(std::move(config)),
       self_(std::move(self)),
       clock_generation_(cfg_.clock_generation != 0 ? cfg_.clock_generation : self_.generation),
@@ -31,7 +31,7 @@ Node::Node(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time n
 
 // --- the daemon's side ---
 
-Status Node::set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances) {
+Status Core::set_service(Time now, std::string_view service, std::vector<InstanceSpec> instances) {
   if (!valid_service_name(service)) {
     return Error{Errc::invalid_name, "bad service name"};
   }
@@ -62,7 +62,7 @@ Status Node::set_service(Time now, std::string_view service, std::vector<Instanc
   return ok_status();
 }
 
-void Node::join(Time now, std::vector<PeerAddr> seeds) {
+void Core::join(Time now, std::vector<PeerAddr> seeds) {
   for (auto& s : seeds) {
     if (s == me().addr) continue;
     if (std::find(seeds_.begin(), seeds_.end(), s) == seeds_.end()) seeds_.push_back(s);
@@ -72,7 +72,7 @@ void Node::join(Time now, std::vector<PeerAddr> seeds) {
   rejoin_next_ = now + alone_retry_;
 }
 
-void Node::leave(Time now) {
+void Core::leave(Time now) {
   if (leaving_) return;
   leaving_ = true;
   Member& m = me();
@@ -84,7 +84,7 @@ void Node::leave(Time now) {
 
 // --- the transport's side ---
 
-void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> bytes) {
+void Core::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> bytes) {
   stats_.frames_in++;
   stats_.bytes_in += bytes.size();
   auto decoded = decode_frame(bytes, cfg_.wire);
@@ -142,7 +142,7 @@ void Node::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
   if (me().incarnation != incarnation && !leaving_) send_packet(from, self_alive());
 }
 
-void Node::tick(Time now) {
+void Core::tick(Time now) {
   probe_tick(now);
   suspicion_tick(now);
   reconnect_tick(now);
@@ -200,7 +200,7 @@ void Node::tick(Time now) {
   }
 }
 
-void Node::drop_orphans(Time now) {
+void Core::drop_orphans(Time now) {
   // Entries of an origin that is not (or no longer) a member: kept for a
   // grace period, since entries may arrive before the origin's Alive.
   std::vector<NodeId> drop;
@@ -219,7 +219,7 @@ void Node::drop_orphans(Time now) {
   for (const auto& id : drop) store_.depart(id, Store::kOrphan, now + cfg_.departure_ttl, events_.services);
 }
 
-Time Node::next_deadline() const {
+Time Core::next_deadline() const {
   Time t = std::min({push_pull_next_, purge_next_});
   if (!seeds_.empty()) t = std::min(t, rejoin_next_);
   if (urgent_) return Time{};  // a fresh rumor goes out at once
@@ -237,16 +237,16 @@ Time Node::next_deadline() const {
   return t;
 }
 
-std::vector<Outgoing> Node::take_outgoing() { return std::exchange(outbox_, {}); }
-Events Node::take_events() { return std::exchange(events_, {}); }
+std::vector<Outgoing> Core::take_outgoing() { return std::exchange(outbox_, {}); }
+Events Core::take_events() { return std::exchange(events_, {}); }
 
-std::vector<MemberInfo> Node::members() const {
+std::vector<MemberInfo> Core::members() const {
   std::vector<MemberInfo> out(members_.begin(), members_.end());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id.name < b.id.name; });
   return out;
 }
 
-std::size_t Node::live_members() const {
+std::size_t Core::live_members() const {
   std::size_t n = 0;
   for (const auto& m : members_) {
     n += is_live(m.state);
@@ -256,9 +256,9 @@ std::size_t Node::live_members() const {
 
 // --- plumbing ---
 
-std::uint64_t Node::random(std::uint64_t below) { return below == 0 ? 0 : rng_() % below; }
+std::uint64_t Core::random(std::uint64_t below) { return below == 0 ? 0 : rng_() % below; }
 
-void Node::refresh_peers() {
+void Core::refresh_peers() {
   if (!peers_dirty_) return;
   peers_dirty_ = false;
   peers_.clear();
@@ -275,7 +275,7 @@ void Node::refresh_peers() {
   }
 }
 
-std::vector<const Node::Member*> Node::pick(std::size_t k, const std::string& exclude,
+std::vector<const Core::Member*> Core::pick(std::size_t k, const std::string& exclude,
                                             bool with_dead) {
   refresh_peers();
   const auto& pool = with_dead && !recent_dead_.empty() ? recent_dead_ : peers_;
@@ -295,13 +295,13 @@ std::vector<const Node::Member*> Node::pick(std::size_t k, const std::string& ex
   return out;
 }
 
-void Node::send(const PeerAddr& to, Channel ch, std::vector<std::uint8_t> bytes) {
+void Core::send(const PeerAddr& to, Channel ch, std::vector<std::uint8_t> bytes) {
   stats_.frames_out++;
   stats_.bytes_out += bytes.size();
   outbox_.push_back(Outgoing{to, ch, std::move(bytes)});
 }
 
-void Node::send_packet(const PeerAddr& to, const Message& m) {
+void Core::send_packet(const PeerAddr& to, const Message& m) {
   auto bytes = encode_header(Channel::packet, self_);
   auto body = encode_message(m);
   bytes.insert(bytes.end(), body.begin(), body.end());
@@ -311,11 +311,11 @@ void Node::send_packet(const PeerAddr& to, const Message& m) {
   send(to, Channel::packet, std::move(bytes));
 }
 
-void Node::send_stream(const PeerAddr& to, std::vector<Message> ms) {
+void Core::send_stream(const PeerAddr& to, std::vector<Message> ms) {
   send(to, Channel::stream, encode_frame(Channel::stream, self_, ms));
 }
 
-void Node::queue_rumor(std::string key, const Message& m, bool urgent) {
+void Core::queue_rumor(std::string key, const Message& m, bool urgent) {
   auto bytes = encode_message(m);
   // Too big for a gossip packet of ours; push-pull carries it.
   if (bytes.size() + header_size(self_) > cfg_.wire.max_packet) return;
@@ -323,7 +323,7 @@ void Node::queue_rumor(std::string key, const Message& m, bool urgent) {
   urgent_ = urgent_ || urgent;
 }
 
-void Node::gossip(Time now, int fanout) {
+void Core::gossip(Time now, int fanout) {
   if (broadcasts_.empty()) return;
   refresh_peers();
   auto targets = pick(static_cast<std::size_t>(fanout), "", false);
@@ -342,13 +342,13 @@ void Node::gossip(Time now, int fanout) {
   }
 }
 
-int Node::retransmit_limit() {
+int Core::retransmit_limit() {
   refresh_peers();
   const double n = static_cast<double>(peers_.size() + 1);
   return cfg_.retransmit_mult * static_cast<int>(std::ceil(std::log10(n + 1.0)));
 }
 
-void Node::member_event(const Member& m, bool was_live, bool fresh) {
+void Core::member_event(const Member& m, bool was_live, bool fresh) {
   events_.members.push_back({m.id, m.addr, m.incarnation, m.state, m.since});
   gossip_stalled_ = false;  // someone to tell or to probe, perhaps: the next round looks
   probe_idle_ = false;

@@ -8,11 +8,11 @@
 
 #include "cluster/codec.hpp"
 
-#include "cluster/node.hpp"
+#include "cluster/core.hpp"
 
 namespace regfs::cluster {
 
-void Node::probe_tick(Time now) {
+void Core::probe_tick(Time now) {
   if (probe_.active && !probe_.indirect && now >= probe_.direct_deadline) {
     probe_.indirect = true;
     const Member* target = members_.find(probe_.target.name);
@@ -39,7 +39,7 @@ void Node::probe_tick(Time now) {
   if (!probe_.active && now >= next_probe_ && !leaving_) start_probe(now);
 }
 
-void Node::start_probe(Time now) {
+void Core::start_probe(Time now) {
   next_probe_ = now + awareness_.scale(cfg_.probe_interval);
   refresh_peers();
   // Every other probe goes to a suspect, if there is one: either it answers
@@ -67,7 +67,7 @@ void Node::start_probe(Time now) {
   probe_idle_ = true;  // nobody to probe: no probe timer until the membership changes
 }
 
-void Node::send_probe(Time now, const Member& m) {
+void Core::send_probe(Time now, const Member& m) {
   stats_.probes++;
   probe_ = Probe{};
   probe_.active = true;
@@ -90,7 +90,7 @@ void Node::send_probe(Time now, const Member& m) {
   send_packet(m.addr, Ping{probe_.seq, m.id});
 }
 
-void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
+void Core::on_ping(Time, const PeerAddr& from, const Ping& m) {
   if (leaving_) return;
   if (m.target.name == self_.name && m.target.generation < self_.generation) {
     // A probe for our previous life: no ack (that life is over), but tell
@@ -102,7 +102,7 @@ void Node::on_ping(Time, const PeerAddr& from, const Ping& m) {
   send_packet(from, Ack{m.seq, store_.hash()});
 }
 
-void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
+void Core::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
   if (leaving_) return;
   const std::uint32_t seq = next_seq_++;
   // Nack early enough to reach the requester before its probe round ends.
@@ -110,7 +110,7 @@ void Node::on_ping_req(Time now, const PeerAddr& from, const PingReq& m) {
   send_packet(m.addr, Ping{seq, m.target});
 }
 
-void Node::on_ack(Time now, const PeerAddr& from, const Ack& a) {
+void Core::on_ack(Time now, const PeerAddr& from, const Ack& a) {
   const std::uint32_t seq = a.seq;
   if (reconnect_seq_ != 0 && seq == reconnect_seq_) return on_reconnect_ack(now);
   if (probe_.active && probe_.seq == seq) {
@@ -125,7 +125,7 @@ void Node::on_ack(Time now, const PeerAddr& from, const Ack& a) {
   relays_.erase(it);
 }
 
-void Node::on_nack(std::uint32_t seq) {
+void Core::on_nack(std::uint32_t seq) {
   if (probe_.active && probe_.seq == seq) probe_.nacks++;
 }
 

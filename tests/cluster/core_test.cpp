@@ -151,7 +151,7 @@ TEST_CASE("a node that cannot get acks raises its own awareness", "[node][lifegu
 }
 
 TEST_CASE("garbage frames are counted and ignored", "[node]") {
-  Node n(Config{}, NodeId{"n", 1}, PeerAddr{"n"}, 1, Time{});
+  Core n(Config{}, NodeId{"n", 1}, PeerAddr{"n"}, 1, Time{});
   const std::vector<std::uint8_t> junk{'R', 'G', 1, 0, 200};
   n.handle(Time{}, PeerAddr{"x"}, junk);
   CHECK(n.stats().bad_frames == 1);
@@ -163,7 +163,7 @@ TEST_CASE("a lone node retries its seeds after 1, 2, 4 s, then every 4 s", "[nod
   const Config cfg;
   const Time t0{};
   const PeerAddr seed{"10.0.0.9:7946"};
-  Node node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, t0);
+  Core node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, t0);
   node.join(t0, {seed});
   std::vector<Duration> contacts;
   for (Time now = t0; now <= t0 + seconds(100); now = now + milliseconds(100)) {
@@ -182,7 +182,7 @@ TEST_CASE("a lone node retries its seeds after 1, 2, 4 s, then every 4 s", "[nod
 TEST_CASE("a lone node with rumors to spread wakes only for its rounds of housekeeping", "[node]") {
   const Config cfg;
   Time now{};
-  Node node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, now);
+  Core node(cfg, NodeId{"a", 1}, PeerAddr{"10.0.0.1:7946"}, 7, now);
   REQUIRE(node.set_service(now, "web", at("10.0.0.1", 8080)).ok());
   // Drive it as the daemon does: wake at each deadline the core names.
   int wakes = 0;
@@ -200,7 +200,7 @@ TEST_CASE("a lone node with rumors to spread wakes only for its rounds of housek
   // Once somebody joins, the rumor still goes out to it, and probes start again.
   const auto probes_alone = node.stats().probes;
   const PeerAddr b{"10.0.0.2:7946"};
-  Node other(cfg, NodeId{"b", 1}, b, 8, now);
+  Core other(cfg, NodeId{"b", 1}, b, 8, now);
   other.join(now, {PeerAddr{"10.0.0.1:7946"}});
   bool heard = false;
   for (int step = 0; step < 3000; ++step) {
