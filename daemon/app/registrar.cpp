@@ -182,8 +182,8 @@ void Registrar::replan(const std::shared_ptr<Read>& read, bool final) {
   finish(read, Error{waits ? Errc::timed_out : Errc::host_down, read->service});
 }
 
-void Registrar::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
-  if (read->finished) return;
+bool Registrar::retire(const std::shared_ptr<Read>& read) {
+  if (read->finished) return false;
   read->finished = true;
   if (read->deadline != timers_.end()) timers_.erase(read->deadline);
   if (read->retry != timers_.end()) timers_.erase(read->retry);
@@ -192,6 +192,11 @@ void Registrar::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> ans
     std::erase(it->second, read);
     if (it->second.empty()) reads_.erase(it);
   }
+  return true;
+}
+
+void Registrar::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer) {
+  if (!retire(read)) return;
   ++metrics_.reads;
   metrics_.read_latency.observe(clock_.now() - read->arrival);
   if (!answer.ok()) {
@@ -206,16 +211,7 @@ void Registrar::finish(const std::shared_ptr<Read>& read, Result<fs::Answer> ans
 }
 
 void Registrar::abandon(const std::shared_ptr<Read>& read) {
-  if (read->finished) return;
-  read->finished = true;
-  if (read->deadline != timers_.end()) timers_.erase(read->deadline);
-  if (read->retry != timers_.end()) timers_.erase(read->retry);
-  read->deadline = read->retry = timers_.end();
-  if (auto it = reads_.find(read->service); it != reads_.end()) {
-    std::erase(it->second, read);
-    if (it->second.empty()) reads_.erase(it);
-  }
-  rearm();
+  if (retire(read)) rearm();
 }
 
 void Registrar::replan_service(const std::string& service) {

@@ -128,6 +128,9 @@ class Registrar final : public fs::Backend {
 
   void start_read(const std::shared_ptr<Read>& read, Time deadline);
   void replan(const std::shared_ptr<Read>& read, bool final);
+  // Takes a read out of the waiting ones and drops its timers; false when it
+  // was finished or abandoned already.
+  bool retire(const std::shared_ptr<Read>& read);
   void finish(const std::shared_ptr<Read>& read, Result<fs::Answer> answer);
   // Ends `read` without an answer: nobody waits for it any more.
   void abandon(const std::shared_ptr<Read>& read);
