@@ -92,6 +92,7 @@ Store::Origin* Store::origin_for(const NodeId& id, Changes& changes) {
 
 Entry Store::set_own(std::string_view service, std::vector<InstanceSpec> instances, Time now,
                      Changes& changes) {
+  hash_valid_ = false;
   Origin& o = origins_[self_.name];
   o.generation = self_.generation;
   const std::uint64_t version = o.max + 1;
@@ -117,6 +118,7 @@ std::vector<Entry> Store::own_entries() const {
 }
 
 bool Store::apply(const Entry& e, Time now, Changes& changes) {
+  hash_valid_ = false;
   Origin* o = origin_for(e.origin, changes);
   if (o == nullptr || e.version <= o->complete) return false;
   if (faults_.ignore_removals && e.instances.empty()) return false;
@@ -128,6 +130,7 @@ bool Store::apply(const Entry& e, Time now, Changes& changes) {
 }
 
 void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
+  hash_valid_ = false;
   Origin* o = origin_for(c.origin, changes);
   if (o == nullptr) return;
   const std::string& name = c.origin.name;
@@ -171,6 +174,7 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
 }
 
 void Store::depart(const NodeId& origin, std::int64_t incarnation, Time until, Changes& changes) {
+  hash_valid_ = false;
   auto& rec = departed_[origin.name];
   if (rec.generation < origin.generation ||
       (rec.generation == origin.generation && rec.incarnation <= incarnation)) {
@@ -193,6 +197,7 @@ void Store::depart(const NodeId& origin, std::int64_t incarnation, Time until, C
 }
 
 void Store::revive(const NodeId& origin, std::uint64_t announced, Changes& changes) {
+  hash_valid_ = false;
   auto d = departed_.find(origin.name);
   if (d != departed_.end() && d->second.generation <= origin.generation) departed_.erase(d);
   if (origin.name == self_.name) return;
@@ -237,6 +242,7 @@ std::uint64_t Store::seen(const NodeId& origin) const {
 }
 
 void Store::new_life(NodeId self, Time now, Changes& changes) {
+  hash_valid_ = false;
   const std::vector<Entry> live = own_entries();
   auto it = origins_.find(self_.name);
   if (it != origins_.end()) erase_origin(it, changes);
@@ -315,6 +321,9 @@ std::vector<OriginChunk> Store::chunks_for(const std::vector<OriginDigest>& peer
 }
 
 std::uint64_t Store::hash() const {
+  // Asked on every ping answered (the hash rides in the ack): computed once
+  // per change, not once per ping over every origin.
+  if (hash_valid_) return hash_;
   Fnv64 h;
   for (const auto& [name, o] : origins_) {
     if (o.hidden) continue;
@@ -323,10 +332,13 @@ std::uint64_t Store::hash() const {
     h.add(o.complete);
     h.add(o.max);
   }
-  return h.value();
+  hash_ = h.value();
+  hash_valid_ = true;
+  return hash_;
 }
 
 void Store::purge(Time now, Time before) {
+  hash_valid_ = false;
   for (auto& [name, o] : origins_) {
     for (auto it = o.entries.begin(); it != o.entries.end();) {
       const Stored& s = it->second;

@@ -162,6 +162,8 @@ class Store {
 
   NodeId self_;
   Faults faults_;
+  mutable std::uint64_t hash_ = 0;  // hash(), valid until the next change
+  mutable bool hash_valid_ = false;
   std::map<std::string, Origin, std::less<>> origins_;
   struct Departure {
     std::uint64_t generation = 0;
