@@ -195,7 +195,15 @@ void Transport::close() {
   udp_.close(ignored);
   acceptor_.close(ignored);
   accept_timer_.cancel();
-  while (!inbound_.empty()) finish(inbound_.begin()->second);
+  while (!inbound_.empty()) {
+    // A copy: finish() erases the map's own, which a reference would dangle on.
+    const std::shared_ptr<Inbound> conn = inbound_.begin()->second;
+    if (conn->done) {
+      inbound_.erase(inbound_.begin());
+    } else {
+      finish(conn);
+    }
+  }
 }
 
 }  // namespace regfs::transport

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "options.hpp"
 
@@ -76,7 +78,8 @@ TEST_CASE("durations") {
 
 TEST_CASE("node names and advertise addresses are checked") {
   CHECK(parse({"--node-name", "web-1.eu_west"}).ok());
-  for (const std::string bad : {"n\xff", ".hidden", "a b", "a/b", std::string(129, 'x').c_str()}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"n\xff", ".hidden", "a b", "a/b", std::string(129, 'x')}) {
     INFO(bad);
     auto o = parse({"--node-name", bad});
     REQUIRE_FALSE(o.ok());
