@@ -114,7 +114,7 @@ void Core::on_alive(Time now, const Alive& a, bool rumor) {
       revived(now, a);
     } else {
       store_.revive(a.node, a.version, events_.services);  // records what it announced
-      if (!store_.behind().empty()) {
+      if (store_.behind(a.node)) {
         if (!catching_up_) catch_up_next_ = now;
         catching_up_ = true;
       }

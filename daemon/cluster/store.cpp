@@ -259,6 +259,12 @@ bool Store::stranded(const NodeId& origin) const {
   return false;
 }
 
+bool Store::behind(const NodeId& origin) const {
+  auto it = origins_.find(origin.name);
+  return it != origins_.end() && it->second.generation == origin.generation &&
+         !it->second.hidden && it->second.announced > it->second.complete;
+}
+
 std::vector<std::string> Store::behind() const {
   std::vector<std::string> out;
   for (const auto& [name, o] : origins_) {

@@ -125,6 +125,7 @@ class Store {
   // Origins that came back and whose changes up to what they announced have
   // not all arrived yet, in name order.
   std::vector<std::string> behind() const;
+  bool behind(const NodeId& origin) const;
   // Whether a withdrawn entry of the origin is newer than what it announced:
   // its refutation's re-registration cannot replace it, so the origin must
   // be asked to register again.
