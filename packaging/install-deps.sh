@@ -10,6 +10,7 @@ packages=(
   python3 python3-pytest iproute2 nftables procps psmisc
   dnsmasq-base curl openjdk-17-jdk-headless python3-matplotlib golang-go nodejs
   clang-format clang-tidy
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

@@ -142,8 +142,15 @@ Result<Duration> parse_duration(std::string_view text) {
   if (unit == "m") scale = 60;
   if (unit == "h") scale = 3600;
   if (scale == 0) return usage_error("bad duration unit in '" + std::string(text) + "'");
+  // Checked before the conversion, which is undefined for what does not fit
+  // (NaN passes the comparisons above; so does 1e7h, 3.6e19 ns).
+  const double secs = value * scale;
+  constexpr double kMaxSeconds = std::chrono::duration<double>(kMaxDuration).count();
+  if (!(secs >= 0 && secs <= kMaxSeconds)) {
+    return usage_error("duration '" + std::string(text) + "' out of range (at most 10^7 s)");
+  }
   // Rounded, not truncated: 200us is 0.0002 s in floating point, a hair under.
-  return std::chrono::round<Duration>(std::chrono::duration<double>(value * scale));
+  return std::chrono::round<Duration>(std::chrono::duration<double>(secs));
 }
 
 Result<Options> parse_options(const std::vector<std::string>& args, const EnvLookup& env) {

@@ -42,7 +42,10 @@ using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 // Parses argv (without argv[0]) over the environment. Errors name the option.
 Result<Options> parse_options(const std::vector<std::string>& args, const EnvLookup& env);
 
-// "250ms", "2s", "1m", "1h"; a bare number is seconds.
+// "250ms", "2s", "1m", "1h"; a bare number is seconds. At most
+// kMaxDuration (10^7 s, about 115 days), so that any duration fits the
+// nanosecond clock with room to add it to an instant.
+inline constexpr Duration kMaxDuration = seconds(10'000'000);
 Result<Duration> parse_duration(std::string_view text);
 
 const char* options_usage();

@@ -1,11 +1,12 @@
-// Random and mutated bytes into the decoder, bounded in time so it runs in
-// the default suite (and under ASan+UBSan there). Decoding must never crash,
+// Random and mutated bytes into the decoder, a fixed number of runs from a
+// fixed seed, so it does the same work on every machine in the default suite
+// (and under ASan+UBSan there). The coverage-guided campaigns are in
+// tests/fuzz (docs/FUZZING.md). Decoding must never crash,
 // read out of bounds or allocate without bound; whatever decodes must encode
 // back to a frame that decodes to the same messages. The same frames then go
 // into a core, which must stay within what it accepts (docs/SECURITY.md).
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <limits>
 #include <random>
 
@@ -67,11 +68,9 @@ void mutate(std::vector<std::uint8_t>& b, std::mt19937_64& rng) {
 
 TEST_CASE("the decoder survives hostile bytes", "[codec][fuzz]") {
   std::mt19937_64 rng(20240601);
-  const auto budget = std::chrono::seconds(3);
-  const auto start = std::chrono::steady_clock::now();
   std::uint64_t runs = 0, decoded = 0;
   WireLimits limits;
-  while (std::chrono::steady_clock::now() - start < budget && runs < 400000) {
+  while (runs < 200000) {
     std::vector<std::uint8_t> b;
     if (rng() % 4 == 0) {
       b.resize(rng() % 256);
@@ -93,21 +92,18 @@ TEST_CASE("the decoder survives hostile bytes", "[codec][fuzz]") {
     REQUIRE(encode_frame(f.channel, f.sender, d2.value().messages) == again);
   }
   INFO("runs " << runs << ", decoded " << decoded);
-  CHECK(runs > 1000);
   CHECK(decoded > 0);
 }
 
 TEST_CASE("a core fed hostile frames stays within what it accepts", "[node][fuzz]") {
   std::mt19937_64 rng(20261202);
-  const auto budget = std::chrono::seconds(2);
-  const auto start = std::chrono::steady_clock::now();
   const std::uint64_t gen = 500;
   Config cfg;
   Core node(cfg, NodeId{"core", gen}, PeerAddr{"c:1"}, 1, Time{});
   REQUIRE(node.set_service(Time{}, "web", {InstanceSpec{Endpoint{"h", 80}, Check{}}}).ok());
   Time now{};
   std::uint64_t runs = 0;
-  while (std::chrono::steady_clock::now() - start < budget && runs < 200000) {
+  while (runs < 100000) {
     auto b = seed_frame(rng);
     if (rng() % 2) mutate(b, rng);
     node.handle(now, PeerAddr{"f:1"}, b);
@@ -119,7 +115,6 @@ TEST_CASE("a core fed hostile frames stays within what it accepts", "[node][fuzz
     (void)node.take_events();
   }
   INFO("runs " << runs << ", refused " << node.stats().refused << ", new lives " << node.stats().new_lives);
-  CHECK(runs > 1000);
   CHECK(node.stats().refused > 0);
   // No generation beyond the clock bound was taken in, by this node or of others.
   const auto ahead = static_cast<std::uint64_t>(

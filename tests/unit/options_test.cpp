@@ -76,6 +76,18 @@ TEST_CASE("durations") {
   CHECK_FALSE(parse_duration("5d").ok());
 }
 
+// Found by tests/fuzz/options.cpp: converting these to nanoseconds overflowed
+// (undefined behaviour; UBSan's float-cast-overflow).
+TEST_CASE("durations beyond 10^7 s, NaN and infinity are refused") {
+  CHECK(*parse_duration("1e7") == kMaxDuration);
+  CHECK(*parse_duration("166666m") == std::chrono::minutes(166666));
+  for (const char* bad : {"1e7h", "3000000h", "1e7m", "10000001", "nan", "nanms", "-nan", "inf", "infinity"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration(bad).ok());
+  }
+  CHECK_FALSE(parse({"--fresh", "1e7h"}).ok());
+}
+
 TEST_CASE("node names and advertise addresses are checked") {
   CHECK(parse({"--node-name", "web-1.eu_west"}).ok());
   for (const std::string& bad :
