@@ -11,6 +11,7 @@ packages=(
   dnsmasq-base curl openjdk-17-jdk-headless python3-matplotlib golang-go nodejs
   clang-format clang-tidy
   clang-14 libclang-rt-14-dev llvm-14
+  python3-yaml python3-botocore python3-kubernetes docker-compose
 )
 
 missing=()
