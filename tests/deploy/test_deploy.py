@@ -219,8 +219,13 @@ def test_kubernetes_regfs_checks_reject_broken_copy(file, what, breaks, expected
 
 # ---------------------------------------------------------------- compose
 
-def test_compose_file(binaries):
-    problems, doc = v.compose_config(COMPOSE)
+@pytest.fixture(scope="module")
+def compose():
+    return v.compose_config(COMPOSE)
+
+
+def test_compose_file(binaries, compose):
+    problems, doc = compose
     assert problems == []
     with open(COMPOSE) as f:
         text = f.read()
@@ -262,8 +267,8 @@ COMPOSE_REGFS_BREAKS = [
 
 
 @pytest.mark.parametrize("what,breaks,expected", COMPOSE_REGFS_BREAKS, ids=[b[0] for b in COMPOSE_REGFS_BREAKS])
-def test_compose_regfs_checks_reject_broken_copy(what, breaks, expected, binaries):
-    _, doc = v.compose_config(COMPOSE)
+def test_compose_regfs_checks_reject_broken_copy(what, breaks, expected, binaries, compose):
+    _, doc = compose
     broken = copy.deepcopy(doc)
     breaks(broken)
     problems = v.compose_regfs(broken, yaml.safe_dump(broken), binaries, "compose.yaml")
