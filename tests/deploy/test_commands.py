@@ -48,11 +48,12 @@ def shapes():
         daemons = [c for c in containers
                    if v.invocations(v.words((c.get("entryPoint") or []) + (c.get("command") or [])), "regfsd")]
         for c in daemons:
-            after = [c2["command"] for c2 in containers
+            argv = lambda c2: (c2.get("entryPoint") or []) + (c2.get("command") or [])
+            after = [argv(c2) for c2 in containers
                      if any(d["containerName"] == c["name"] for d in c2.get("dependsOn", []))
-                     and v.invocations(v.words(c2.get("command") or []), "regfs")]
+                     and v.invocations(v.words(argv(c2)), "regfs")]
             out.append(dict(where=f"{where}:{c['name']}",
-                            command=(c.get("entryPoint") or []) + c["command"],
+                            command=(c.get("entryPoint") or []) + (c.get("command") or []),
                             env={e["name"]: e["value"] for e in c.get("environment", [])},
                             secrets=[s["name"] for s in c.get("secrets", [])],
                             checks=[check_argv(c["healthCheck"]["command"])], after=after))
@@ -213,6 +214,8 @@ def test_health_checks_against_regfsd(shape, tmp_path, key):
         for command in shape["after"]:
             r = subprocess.run(moved(command), env=check_env, capture_output=True, text=True, timeout=10)
             assert r.returncode == 0, f"{command}: {r.stderr}"
+            service = command[command.index("register") + 1]
+            assert (tmp_path / "state" / "services" / service).exists(), f"{command} kept nothing"
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:

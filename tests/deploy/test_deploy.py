@@ -122,6 +122,9 @@ ECS_REGFS_BREAKS = [
      "Fargate has no /dev/fuse"),
     ("fargate-cloudmap.json", "bad join", lambda d: _env(_first_container(d), "REGFS_JOIN", "cloudmap:regfs.local"),
      "expected HOST:PORT, dns:NAME[:PORT] or file:DIR"),
+    ("fargate-cloudmap.json", "command without entry point", lambda d: d["containerDefinitions"][1].pop("entryPoint")
+     and d["containerDefinitions"][1].update(command=["regfs"] + d["containerDefinitions"][1]["command"]),
+     "needs its entryPoint set"),
     ("fargate-efs.json", "join dir not on EFS", lambda d: _env(_first_container(d), "REGFS_JOIN", "file:/tmp/peers"),
      "is not an EFS volume mounted there"),
     ("fargate-efs.json", "socket check elsewhere",

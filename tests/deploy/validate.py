@@ -235,6 +235,10 @@ def ecs_regfs(doc, text, binaries, where):
                 problems.append(f"{at}: secret {s} is not a Secrets Manager or SSM reference")
         tokens = words((c.get("entryPoint") or []) + (c.get("command") or []))
         mounts = {m["containerPath"]: m for m in c.get("mountPoints", [])}
+        if c.get("command") and not c.get("entryPoint") and (
+                invocations(tokens, "regfs") or invocations(tokens, "regfsd")):
+            # The regfs image's entry point is regfsd: a command alone would be its arguments.
+            problems.append(f"{at}: a command that runs regfs or regfsd needs its entryPoint set")
         for call in invocations(tokens, "regfs"):
             problems += binaries.check_regfs(call, at)
         calls = invocations(tokens, "regfsd")
