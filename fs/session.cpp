@@ -10,14 +10,18 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "operations.hpp"
 
 namespace regfs::fs {
 
 bool take_over_dead_mount(const std::string& mountpoint) {
-  struct stat st{};
-  if (stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  // statfs, not stat: the kernel answers stat of a FUSE root from its
+  // attribute cache (kStableTimeout) even after the connection died, while
+  // statfs always asks the daemon, so a dead one shows as ENOTCONN.
+  struct statfs sfs{};
+  if (statfs(mountpoint.c_str(), &sfs) == 0 || errno != ENOTCONN) return false;
   if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
     spdlog::warn("could not detach dead mount {}: {}", mountpoint, std::strerror(errno));
     return false;

@@ -77,3 +77,110 @@ def test_without_key_the_entry_point_refuses_to_listen(lab):
     c = lab.container("nokey", lab.host(), caps=TASK_CAPS, devices=FUSE)
     assert c.proc.wait(timeout=10) != 0
     assert "without a key" in c.log(), c.log()
+
+
+def capabilities(container):
+    status = container.exec("/bin/cat", "/proc/self/status").stdout
+    return [line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")][0]
+
+
+def regfs_mounts(container):
+    """The mountpoints of regfs mounts in the container, one line per mount."""
+    with open(f"/proc/{container.pid}/mountinfo") as f:
+        return [line.split()[4] for line in f if " - fuse.regfs " in line]
+
+
+def test_sidecar(lab):
+    """regfsd in its own container mounts into a volume with bidirectional
+    propagation; the application's container (no capabilities, no /dev/fuse)
+    sees the mount through the same volume. When the sidecar is killed the
+    application sees a dead mount (ENOTCONN); the restarted sidecar takes it
+    over and the application sees the new mount, with the registration it made
+    before (kept in the sidecar's state volume)."""
+    h1, h2 = lab.host(), lab.host()
+    shared = lab.volume("registry-a", shared=True)
+    state = lab.volume("state-a")
+    sidecar_spec = dict(caps=TASK_CAPS, devices=FUSE,
+                        volumes=[(shared, "/shared", "rshared"), (state, "/var/lib/regfs", "private")],
+                        env={"REGFS_MOUNT": "/shared/registry", **KEY})
+    side = lab.container("side-a", h1, **sidecar_spec)
+    app = lab.container("app-a", h1, caps=[], volumes=[(shared, "/shared", "rslave")],
+                        env={"REGFS_MOUNT": "/shared/registry"},
+                        argv=["/bin/sh", "-c", "mkdir -p /srv && echo hello from app-a >/srv/index.html"
+                              " && exec httpd -f -p 8080 -h /srv"])
+    b = lab.container("task-b", h2, caps=TASK_CAPS, devices=FUSE,
+                      env={"REGFS_JOIN": f"{h1.ip}:{PORT}", **KEY})
+    ready(side, "/shared/registry/.metrics")
+    ready(app, "/shared/registry/.metrics")
+    ready(b, "/registry/.metrics")
+    assert capabilities(app) == "0000000000000000"
+    assert app.exec("/bin/ls", "/dev/fuse").returncode != 0
+    assert regfs_mounts(app) == ["/shared/registry"]
+
+    serve(b)
+    p = app.exec("/usr/bin/regfs", "register", "web-a", ":8080", "--check", "http:/")
+    assert p.returncode == 0, p.stderr
+    p = b.exec("/usr/bin/regfs", "register", "web-b", ":8080", "--check", "http:/")
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: call(b, "/registry/web-a") == "hello from app-a\n", 15, "b calls web-a", side)
+    wait_for(lambda: call(app, "/shared/registry/web-b") == "hello from task-b\n", 15,
+             "app calls web-b", side)
+
+    side.stop()  # SIGKILL: no unmount
+    dead = os.strerror(errno.ENOTCONN)
+    wait_for(lambda: dead in app.exec("/bin/cat", "/shared/registry/.metrics").stderr, 10,
+             "the application sees the dead mount")
+
+    side = lab.container("side-a", h1, **sidecar_spec)
+    ready(side, "/shared/registry/.metrics")
+    # The dead mount is detached, not buried under the new one: the detach
+    # propagates through the volume like the mount does.
+    assert regfs_mounts(app) == ["/shared/registry"]
+    assert "took over /shared/registry" in side.log(), side.log()
+    ready(app, "/shared/registry/.metrics")
+    wait_for(lambda: call(app, "/shared/registry/web-b") == "hello from task-b\n", 15,
+             "app calls web-b after the sidecar's restart", side)
+    wait_for(lambda: call(b, "/registry/web-a") == "hello from app-a\n", 15,
+             "b calls web-a after the sidecar's restart", side)
+    assert "restored" in side.log() and "1 restored" in side.log(), side.log()
+
+
+def test_fargate_mirror(lab):
+    """No /dev/fuse and no CAP_SYS_ADMIN: regfsd keeps plain files in a shared
+    volume; the application reads them and registers through `regfs --mirror`
+    (REGFS_MIRROR), on two hosts that form one cluster."""
+    hosts = [lab.host(), lab.host()]
+    apps, daemons, volumes = [], [], []
+    for i, h in enumerate(hosts):
+        x = "ab"[i]
+        vol = lab.volume(f"mirror-{x}")
+        env = {"REGFS_MIRROR": "/shared/registry", "REGFS_NO_MOUNT": "1",
+               "REGFS_CHECK_INTERVAL": "1s", **KEY}
+        if i > 0:
+            env["REGFS_JOIN"] = f"{hosts[0].ip}:{PORT}"
+        daemons.append(lab.container(f"fargate-{x}", h, caps=DEFAULT_CAPS,
+                                     volumes=[(vol, "/shared", "rslave")], env=env))
+        apps.append(lab.container(
+            f"app-{x}", h, caps=[], volumes=[(vol, "/shared", "rslave")],
+            env={"REGFS_MIRROR": "/shared/registry"},
+            argv=["/bin/sh", "-c", f"mkdir -p /srv && echo hello from app-{x} >/srv/index.html"
+                  " && exec httpd -f -p 8080 -h /srv"]))
+        volumes.append(vol)
+    for d in daemons:
+        wait_for(lambda: os.path.exists(d.path("/shared/registry/.regfsd.sock")), 15,
+                 f"the control socket of {d.name}", d)
+        assert regfs_mounts(d) == []
+        assert int(capabilities(d), 16) & (1 << SYS_ADMIN) == 0
+    for app in apps:
+        p = app.exec("/usr/bin/regfs", "register", f"web-{app.name[-1]}", ":8080", "--check", "http:/")
+        assert p.returncode == 0, p.stderr
+    a, b = apps
+    wait_for(lambda: call(b, "/shared/registry/web-a") == "hello from app-a\n", 15,
+             "b calls web-a through the mirror", daemons[1])
+    wait_for(lambda: call(a, "/shared/registry/web-b") == "hello from app-b\n", 15,
+             "a calls web-b through the mirror", daemons[0])
+    # Plain files, seen as such from the host side of the volume too.
+    with open(os.path.join(volumes[0], "registry", "web-b")) as f:
+        assert f.read().strip() == f"{hosts[1].ip}:8080"
+    p = b.exec("/usr/bin/regfs", "get", "web-a")
+    assert p.returncode == 0 and p.stdout.strip() == f"{hosts[0].ip}:8080", p
