@@ -254,6 +254,11 @@ void Filesystem::fail_pending() {
   }
 }
 
+bool Filesystem::shut_down(std::chrono::milliseconds grace) {
+  fail_pending();
+  return notifier_ == nullptr || notifier_->stop(grace);
+}
+
 Caller Filesystem::caller(fuse_req_t req) const {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   Caller who{ctx->uid, ctx->gid, {}};

@@ -55,6 +55,14 @@ class Filesystem final : public ChangeSink {
   // Replies EIO to every parked request (at shutdown).
   void fail_pending();
 
+  // Ends the mount's work, in the only safe order: first every parked
+  // request gets its reply (a lookup parked here holds its directory's lock
+  // in the kernel), then the notifier stops, waiting at most `grace` for the
+  // invalidations already queued (each takes that lock). False if they are
+  // still blocked then: a request the kernel has not handed us yet holds the
+  // lock, and only ending the connection frees it.
+  bool shut_down(std::chrono::milliseconds grace);
+
   // Requests parked in the daemon now (the regfs_parked_requests gauge).
   std::size_t parked() const;
 

@@ -153,23 +153,24 @@ int Session::drain() {
 }
 
 void Session::unmount() {
-  // Parked requests first: a lookup parked here holds its directory's lock in
-  // the kernel, a queued invalidation of that directory waits for the lock,
-  // and only this thread could answer the lookup.
-  fs_.fail_pending();
-  if (notifier_ && !notifier_->stop(kNotifierGrace)) {
-    // Still blocked: a request the kernel has not handed us yet holds the
-    // lock. Ending the connection ends every such request, and the send.
+  if (!fs_.shut_down(kNotifierGrace)) {
+    // Invalidations still blocked: ending the connection ends every request
+    // that holds their lock, and the send.
     spdlog::warn("invalidations still blocked after {} ms: aborting the connection of {}",
                  kNotifierGrace.count(), mountpoint_);
     abort_mount(mountpoint_);
     notifier_->stop();
   }
-  if (!mounted_) return;
+  if (released_) return;
+  released_ = true;
+  const bool ended_by_kernel = !mounted_;
   mounted_ = false;
   fd_.cancel();
+  // Also after the kernel ended the session: libfuse then finds the
+  // connection gone, leaves the dead mount for the next daemon to take over,
+  // and only releases what it holds.
   fuse_session_unmount(se_);
-  spdlog::info("unmounted {}", mountpoint_);
+  if (!ended_by_kernel) spdlog::info("unmounted {}", mountpoint_);
 }
 
 }  // namespace regfs::fs

@@ -72,7 +72,8 @@ class Session {
   std::unique_ptr<Notifier> notifier_;
   void* buf_mem_ = nullptr;  // libfuse's request buffer, reused
   std::size_t buf_size_ = 0;
-  bool mounted_ = true;
+  bool mounted_ = true;    // the kernel serves the mount through this session
+  bool released_ = false;  // fuse_session_unmount has run
   std::chrono::microseconds busy_poll_;
   Clock::time_point last_reply_{};  // when the last request was handled
   bool streak_ = false;             // requests came within busy_poll_ of each other

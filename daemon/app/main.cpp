@@ -163,11 +163,12 @@ int run(const regfs::Options& opt) {
   // The cluster: this node's gossip address is the advertise address and the bound port.
   std::unique_ptr<ClusterDriver> cluster;
   {
-    ClusterDriver* driver = nullptr;
+    // Frames go to the driver once it exists; `cluster` outlives the
+    // transport, which the driver owns.
     auto transport = transport::Transport::open(
         io, opt.bind, keyring, cluster::Config{}.wire.max_stream,
-        [&driver](const std::string& from, bool stream, std::span<const std::uint8_t> frame) {
-          if (driver != nullptr) driver->deliver(from, stream, frame);
+        [&cluster](const std::string& from, bool stream, std::span<const std::uint8_t> frame) {
+          if (cluster) cluster->deliver(from, stream, frame);
         });
     if (!transport) {
       spdlog::error("{}", transport.error().detail);
@@ -185,7 +186,6 @@ int run(const regfs::Options& opt) {
     cluster = std::make_unique<ClusterDriver>(io, registrar, cluster_config, self, gossip,
                                               std::move(*transport),
                                               std::random_device{}() ^ config.generation);
-    driver = cluster.get();
     cluster->on_new_life = [&store](std::uint64_t g) {
       if (auto recorded = store->next_generation(g); !recorded) {
         spdlog::error("state directory: {}", recorded.error().detail);

@@ -25,9 +25,6 @@ def gossip_address(d):
     return next(m["address"] for m in status(d)["members"] if m["self"])
 
 
-@pytest.mark.skipif("ASAN_OPTIONS" in os.environ,
-                    reason="under ASan the first daemon's mount ends (ENOTCONN) during this "
-                           "test; not yet explained")
 def test_a_node_restarted_below_its_previous_life_lives_above_it(make_daemon, servers):
     a = make_daemon()
     b = make_daemon("--node-name", "n2", "--join", gossip_address(a))

@@ -2,7 +2,11 @@
 // reply, whatever the backend does (answers, throws, answers and throws).
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,13 +19,34 @@ using namespace regfs::fs;
 namespace {
 
 // What the adapter replied to each request: an errno (0 for a success reply).
-std::map<fuse_req_t, std::vector<int>> g_replies;
+std::map<fuse_req_t, std::vector<int>> g_replies;  // guarded by g_mu
 fuse_ctx g_ctx{};
 fuse_ino_t g_created = 0;  // the inode of the last create
 
+// The kernel's lock on /: a lookup there holds it (shared) until its reply,
+// and an invalidation of an entry there takes it (exclusively), so it waits
+// for every such lookup to be answered.
+std::mutex g_mu;
+std::condition_variable g_cv;
+std::set<fuse_req_t> g_holding_root;  // guarded by g_mu
+int g_invalidations = 0;              // guarded by g_mu; sent
+
 int record(fuse_req_t req, int err) {
-  g_replies[req].push_back(err);
+  {
+    std::lock_guard lock(g_mu);
+    g_replies[req].push_back(err);
+    g_holding_root.erase(req);
+  }
+  g_cv.notify_all();
   return 0;
+}
+
+void lookup_in_root(Filesystem& fs, fuse_req_t req, const char* name) {
+  {
+    std::lock_guard lock(g_mu);
+    g_holding_root.insert(req);
+  }
+  fs.lookup(req, kRootIno, name);
 }
 
 }  // namespace
@@ -43,7 +68,15 @@ const fuse_ctx* fuse_req_ctx(fuse_req_t) { return &g_ctx; }
 int fuse_req_getgroups(fuse_req_t, int, gid_t[]) { return 0; }
 void fuse_req_interrupt_func(fuse_req_t, fuse_interrupt_func_t, void*) {}
 int fuse_req_interrupted(fuse_req_t) { return 0; }
-int fuse_lowlevel_notify_inval_entry(fuse_session*, fuse_ino_t, const char*, size_t) { return 0; }
+int fuse_lowlevel_notify_inval_entry(fuse_session*, fuse_ino_t, const char*, size_t) {
+  std::unique_lock lock(g_mu);
+  // Bounded, so that a wrong order fails the test instead of hanging it.
+  if (!g_cv.wait_for(lock, std::chrono::seconds(5), [] { return g_holding_root.empty(); })) {
+    return -ETIMEDOUT;
+  }
+  ++g_invalidations;
+  return 0;
+}
 
 namespace {
 
@@ -52,12 +85,13 @@ class ScriptedBackend final : public Backend {
  public:
   enum class Mode { answer, throw_before, throw_after, hold };
   Mode mode = Mode::answer;
+  Duration cache_for = Duration::zero();  // of the answers given
   std::vector<AnswerFn> held;  // Mode::hold: answered by the test
   int abandoned = 0;
 
   Abandon answer(FileKind, const std::string&, AnswerFn done) override {
     switch (mode) {
-      case Mode::answer: done(Answer{"{}\n", Duration::zero(), false}); return {};
+      case Mode::answer: done(Answer{"{}\n", cache_for, false}); return {};
       case Mode::throw_before: throw std::runtime_error("invalid UTF-8 byte");
       case Mode::throw_after:
         done(Answer{"{}\n", Duration::zero(), false});
@@ -78,7 +112,10 @@ fuse_req_t request(int n) {
   return reinterpret_cast<fuse_req_t>(&storage[n]);
 }
 
-std::vector<int> replies(fuse_req_t req) { return g_replies[req]; }
+std::vector<int> replies(fuse_req_t req) {
+  std::lock_guard lock(g_mu);
+  return g_replies[req];
+}
 
 }  // namespace
 
@@ -152,4 +189,31 @@ TEST_CASE("readers that share a decision each get one reply; interrupted ones en
   fs.fail_pending();
   CHECK(replies(request(5)) == std::vector<int>{EIO});
   CHECK(fs.parked() == 0);
+}
+
+TEST_CASE("shutdown answers parked lookups before it waits for the invalidations they block") {
+  g_replies.clear();
+  ScriptedBackend backend;
+  Filesystem fs(backend, MountOptions{});
+  Notifier notifier(nullptr);  // the scripted kernel needs no session
+  fs.set_notifier(&notifier);
+
+  // `other` is answered with an entry the kernel may keep: a change drops it.
+  backend.cache_for = std::chrono::seconds(1);
+  lookup_in_root(fs, request(1), "other");
+  REQUIRE(replies(request(1)) == std::vector<int>{0});
+  // A reader parked on `slow` (a check that does not answer) holds the lock
+  // of / in the kernel, so the invalidation `other`'s change queues waits.
+  backend.mode = ScriptedBackend::Mode::hold;
+  lookup_in_root(fs, request(2), "slow");
+  REQUIRE(fs.parked() == 1);
+  fs.service_changed("other");
+
+  CHECK(fs.shut_down(std::chrono::seconds(2)));
+  CHECK(replies(request(2)) == std::vector<int>{EIO});
+  {
+    std::lock_guard lock(g_mu);
+    CHECK(g_invalidations == 1);
+  }
+  fs.set_notifier(nullptr);
 }
