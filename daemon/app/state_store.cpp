@@ -5,6 +5,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -199,6 +200,11 @@ Result<std::uint64_t> StateStore::next_generation(std::uint64_t floor) {
   std::uint64_t generation = 0;
   if (auto content = read_file(dir_ + "/generation")) {
     generation = std::strtoull(content->c_str(), nullptr, 10);
+  }
+  if (generation == std::numeric_limits<std::uint64_t>::max()) {
+    // generation + 1 would wrap to 0: the next life would be older than this one.
+    return Error{Errc::io, dir_ + "/generation holds the last generation there is (" +
+                               std::to_string(generation) + "); remove the file to start over from the clock"};
   }
   generation = std::max(generation + 1, floor);
   const std::string content = std::to_string(generation) + "\n";

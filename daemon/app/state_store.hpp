@@ -35,7 +35,8 @@ class StateStore {
   // service name, is skipped with a warning: one bad file never stops a start.
   Result<std::map<std::string, std::vector<InstanceSpec>>> load() const;
 
-  // One more than the last start's generation, or `floor` if larger, durably recorded.
+  // One more than the last start's generation, or `floor` if larger, durably
+  // recorded. An io error when the last start's was the largest there is.
   Result<std::uint64_t> next_generation(std::uint64_t floor = 0);
 
   const std::string& dir() const { return dir_; }

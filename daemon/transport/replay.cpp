@@ -25,10 +25,12 @@ ReplayGuard::Verdict ReplayGuard::admit(const SealLabel& label, std::uint64_t no
     r.top = label.counter;
     r.newest_ms = t;
     r.seen.set(0);
+    r.floor_ms = floor_ms_;
     streams_.emplace(label.stream, r);
     return Verdict::fresh;
   }
   Record& r = it->second;
+  if (r.floor_ms != 0 && t <= r.floor_ms) return Verdict::replayed;
   if (label.counter > r.top) {
     const std::uint64_t ahead = label.counter - r.top;
     if (ahead >= kWindow) {

@@ -10,7 +10,8 @@
 // newest frame is older than `tolerance`: every frame of it is stale by then.
 // So the guard remembers the streams heard from within `tolerance`, at most
 // `max_streams` of them; when it must forget a stream sooner, frames of
-// streams it does not know are refused up to that stream's newest time.
+// streams it does not know are refused up to that stream's newest time, and
+// so are those of a stream first heard from (again) while that floor holds.
 //
 // What it does not stop: the first copy of a frame that an eavesdropper
 // delivers before the real one (the real one is then the replay), and a
@@ -46,6 +47,9 @@ class ReplayGuard {
     std::uint64_t top = 0;        // the highest counter seen
     std::uint64_t newest_ms = 0;  // the latest time stamp seen
     std::bitset<kWindow> seen;    // bit i: counter top - i arrived
+    // The refusal floor when the record was made: the stream may be one
+    // forgotten before, whose frames up to then are not in `seen`.
+    std::uint64_t floor_ms = 0;
   };
   void forget_old(std::uint64_t now_ms);
 

@@ -46,6 +46,30 @@ struct Transport::Outbound {
   std::vector<std::uint8_t> out;    // header and body as sent
 };
 
+// The pure steps of receiving an exchange, apart from the socket so that
+// they are tested and fuzzed without one (tests/fuzz/wire_sealed.cpp).
+// `keyring` null: the exchange travels unsealed. `context`: the challenge's
+// 16 random bytes.
+enum class StreamFault : std::uint8_t { none, forged, malformed };
+struct StreamHeader {
+  StreamFault fault = StreamFault::none;
+  std::size_t length = 0;  // bytes of the body on the wire
+};
+// The header (header_size() bytes): forged when it does not open to 4 bytes,
+// malformed when the length is under the seal and the address length or over
+// them plus kMaxAddrBytes and max_frame.
+StreamHeader open_stream_header(const Keyring* keyring, std::span<const std::uint8_t> context,
+                                std::span<const std::uint8_t> header, std::size_t max_frame);
+struct StreamBody {
+  StreamFault fault = StreamFault::none;
+  std::string from;                // the sender's gossip address (parse_addr accepts it)
+  std::vector<std::uint8_t> plain;  // u16 addr length, address, frame
+  std::size_t frame_at = 0;        // where the frame starts in `plain`
+};
+// The body: forged when it does not open, malformed when the address is.
+StreamBody open_stream_body(const Keyring* keyring, std::span<const std::uint8_t> context,
+                            std::vector<std::uint8_t> body);
+
 inline void put_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
 }

@@ -93,23 +93,18 @@ void Transport::read_header(const std::shared_ptr<Inbound>& conn) {
 void Transport::on_header(const std::shared_ptr<Inbound>& conn) {
   const std::size_t n = header_size(keyring_.has_value());
   stats_.bytes_in += kChallenge + n;
-  std::uint32_t length = 0;
-  if (keyring_) {
-    const auto context = std::span(conn->challenge).subspan(kChallengeMagic.size());
-    auto plain = keyring_->open(SealKind::stream_header, std::span(conn->header.data(), n), context);
-    if (!plain || plain->size() != 4) {
-      ++stats_.auth_failures;
-      return finish(conn);
-    }
-    length = get_u32(plain->data());
-  } else {
-    length = get_u32(conn->header.data());
+  const auto context = std::span(conn->challenge).subspan(kChallengeMagic.size());
+  const StreamHeader h = open_stream_header(keyring_ ? &*keyring_ : nullptr, context,
+                                            std::span(conn->header.data(), n), limits_.max_frame);
+  if (h.fault == StreamFault::forged) {
+    ++stats_.auth_failures;
+    return finish(conn);
   }
-  const std::size_t overhead = keyring_ ? kSealOverhead : 0;
-  if (length < overhead + 2 || length > overhead + 2 + kMaxAddrBytes + limits_.max_frame) {
+  if (h.fault == StreamFault::malformed) {
     ++stats_.dropped;
     return finish(conn);
   }
+  const std::size_t length = h.length;
   if (buffered_ + length > limits_.max_buffered) {
     ++stats_.streams_refused;
     return finish(conn);
@@ -144,34 +139,60 @@ void Transport::read_body(const std::shared_ptr<Inbound>& conn) {
 void Transport::on_body(const std::shared_ptr<Inbound>& conn) {
   ++stats_.streams_in;
   stats_.bytes_in += conn->body.size();
-  std::vector<std::uint8_t> plain;
-  if (keyring_) {
-    const auto context = std::span(conn->challenge).subspan(kChallengeMagic.size());
-    auto opened = keyring_->open(SealKind::stream_body, conn->body, context);
-    if (!opened) {
-      ++stats_.auth_failures;
-      return finish(conn);
-    }
-    plain = std::move(*opened);
-  } else {
-    plain = std::move(conn->body);
-  }
+  const auto context = std::span(conn->challenge).subspan(kChallengeMagic.size());
+  StreamBody b = open_stream_body(keyring_ ? &*keyring_ : nullptr, context, std::move(conn->body));
   finish(conn);
-  if (plain.size() < 2) {
+  if (b.fault == StreamFault::forged) {
+    ++stats_.auth_failures;
+    return;
+  }
+  if (b.fault == StreamFault::malformed) {
     ++stats_.dropped;
     return;
   }
-  const std::size_t alen = (std::size_t{plain[0]} << 8) | plain[1];
-  if (alen > kMaxAddrBytes || 2 + alen > plain.size()) {
-    ++stats_.dropped;
-    return;
+  deliver_(b.from, true, std::span(b.plain).subspan(b.frame_at));
+}
+
+StreamHeader open_stream_header(const Keyring* keyring, std::span<const std::uint8_t> context,
+                                std::span<const std::uint8_t> header, std::size_t max_frame) {
+  if (header.size() != header_size(keyring != nullptr)) return {StreamFault::malformed, 0};
+  std::uint32_t length = 0;
+  if (keyring != nullptr) {
+    auto plain = keyring->open(SealKind::stream_header, header, context);
+    if (!plain || plain->size() != 4) return {StreamFault::forged, 0};
+    length = get_u32(plain->data());
+  } else {
+    length = get_u32(header.data());
   }
-  const std::string from(plain.begin() + 2, plain.begin() + 2 + static_cast<long>(alen));
-  if (!parse_addr(from)) {
-    ++stats_.dropped;
-    return;
+  const std::size_t overhead = keyring != nullptr ? kSealOverhead : 0;
+  if (length < overhead + 2 || length > overhead + 2 + kMaxAddrBytes + max_frame) {
+    return {StreamFault::malformed, 0};
   }
-  deliver_(from, true, std::span(plain.data() + 2 + alen, plain.size() - 2 - alen));
+  return {StreamFault::none, length};
+}
+
+StreamBody open_stream_body(const Keyring* keyring, std::span<const std::uint8_t> context,
+                            std::vector<std::uint8_t> body) {
+  StreamBody b;
+  if (keyring != nullptr) {
+    auto opened = keyring->open(SealKind::stream_body, body, context);
+    if (!opened) {
+      b.fault = StreamFault::forged;
+      return b;
+    }
+    b.plain = std::move(*opened);
+  } else {
+    b.plain = std::move(body);
+  }
+  b.fault = StreamFault::malformed;
+  if (b.plain.size() < 2) return b;
+  const std::size_t alen = (std::size_t{b.plain[0]} << 8) | b.plain[1];
+  if (alen > kMaxAddrBytes || 2 + alen > b.plain.size()) return b;
+  b.from.assign(b.plain.begin() + 2, b.plain.begin() + 2 + static_cast<long>(alen));
+  if (!parse_addr(b.from)) return b;
+  b.fault = StreamFault::none;
+  b.frame_at = 2 + alen;
+  return b;
 }
 
 void Transport::finish(const std::shared_ptr<Inbound>& conn) {

@@ -60,3 +60,15 @@ TEST_CASE("past max_streams, the least recent stream goes and its past is refuse
   CHECK(g.admit(label(1, 1, kNow + 1), kNow + 10) == V::replayed);  // at or below the floor
   CHECK(g.admit(label(1, 2, kNow + 20), kNow + 20) == V::fresh);    // newer: a live sender
 }
+
+// Found by tests/fuzz/wire_sealed.cpp: once a forgotten stream was heard from
+// again, its frames from before were judged by the new record's window alone.
+TEST_CASE("a forgotten stream heard from again still refuses its past") {
+  ReplayGuard g(60'000, 3);
+  for (std::uint8_t s = 1; s <= 3; ++s) REQUIRE(g.admit(label(s, 5, kNow + s), kNow + 10) == V::fresh);
+  REQUIRE(g.admit(label(4, 5, kNow + 4), kNow + 10) == V::fresh);   // stream 1 forgotten
+  REQUIRE(g.admit(label(1, 7, kNow + 20), kNow + 20) == V::fresh);  // heard from again
+  CHECK(g.admit(label(1, 5, kNow + 1), kNow + 20) == V::replayed);  // admitted before it was forgotten
+  CHECK(g.admit(label(1, 6, kNow + 15), kNow + 20) == V::fresh);    // after the floor: judged by the window
+  CHECK(g.admit(label(1, 6, kNow + 15), kNow + 20) == V::replayed);
+}

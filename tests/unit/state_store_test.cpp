@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <cerrno>
 #include <unistd.h>
 
@@ -69,6 +70,19 @@ TEST_CASE("generation grows across starts") {
   REQUIRE(g1.ok());
   REQUIRE(g2.ok());
   CHECK(*g2 == *g1 + 1);
+}
+
+// Found by tests/fuzz/state_file.cpp: the start after 2^64-1 got generation 0.
+TEST_CASE("the start after the last generation there is fails instead of wrapping to 0") {
+  TempDir t;
+  std::ofstream(t.path / "generation") << "18446744073709551614\n";
+  auto last = StateStore::open(t.path.string())->next_generation(1000);
+  REQUIRE(last.ok());
+  CHECK(*last == std::numeric_limits<std::uint64_t>::max());
+  auto after = StateStore::open(t.path.string())->next_generation(1000);
+  REQUIRE_FALSE(after.ok());
+  CHECK(after.error().code == Errc::io);
+  CHECK(after.error().detail.find("last generation") != std::string::npos);
 }
 
 TEST_CASE("an unusable directory is an io error") {
