@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -150,6 +149,8 @@ class Container:
                  "--propagation", "unchanged", "--kill-child",
                  sys.executable, LAUNCHER, "run", spec_path],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pid = None
+        lab.containers.append(self)  # stopped at the end whatever happens next
         children = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
 
         def forked():
@@ -160,7 +161,6 @@ class Container:
                 return []
         assert wait_until(forked, 10), f"{name}: unshare did not fork: {self.log()}"
         self.pid = int(forked()[0])  # the container's PID 1, seen from the host
-        lab.containers.append(self)
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -203,7 +203,7 @@ class Container:
         """Signals PID 1 (the whole PID namespace ends with it); returns unshare's status."""
         if self.proc.poll() is None:
             try:
-                os.kill(self.pid, sig)
+                os.kill(self.pid or self.proc.pid, sig)
             except ProcessLookupError:
                 pass
             try:
@@ -286,4 +286,3 @@ def wait_for(predicate, timeout, what, container=None):
     raise AssertionError(f"timed out after {timeout}s: {what}{detail}")
 
 
-__all__ = ["DEFAULT_CAPS", "SYS_ADMIN", "PORT", "sh", "wait_for", "time"]

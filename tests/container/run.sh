@@ -11,6 +11,6 @@ if [[ -z ${REGFS_IMAGE:-} ]]; then
   deb=$(ls "$REGFS_BUILD"/regfs_*.deb 2>/dev/null | head -1 || true)
   REGFS_IMAGE=$(REGFS_DEB=$deb "$root/packaging/image.sh")
 fi
-export REGFS_IMAGE
+export REGFS_IMAGE=$(realpath "$REGFS_IMAGE")
 cd "$here"
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" .
