@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "advertise.hpp"
 #include "options.hpp"
 
 using namespace regfs;
@@ -110,4 +111,17 @@ TEST_CASE("stall timeout: 0 turns the watchdog off, else at least 100ms") {
   CHECK(parse({"--stall-timeout", "0"})->stall_timeout == Duration::zero());
   CHECK(parse({"--stall-timeout", "250ms"})->stall_timeout == milliseconds(250));
   CHECK_FALSE(parse({"--stall-timeout", "50ms"}).ok());
+}
+
+TEST_CASE("the default advertise address skips link-local interfaces while another exists") {
+  const auto ip = [](unsigned a, unsigned b, unsigned c, unsigned d) {
+    return static_cast<std::uint32_t>(a << 24 | b << 16 | c << 8 | d);
+  };
+  const std::vector<std::uint32_t> ecs{ip(169, 254, 172, 2), ip(10, 0, 3, 17)};
+  CHECK(pick_advertise_address(ecs) == "10.0.3.17");
+  const std::vector<std::uint32_t> order{ip(10, 0, 3, 17), ip(192, 168, 1, 2)};
+  CHECK(pick_advertise_address(order) == "10.0.3.17");
+  const std::vector<std::uint32_t> only_link_local{ip(169, 254, 1, 1), ip(169, 254, 2, 2)};
+  CHECK(pick_advertise_address(only_link_local) == "169.254.1.1");
+  CHECK(pick_advertise_address({}) == "127.0.0.1");
 }
