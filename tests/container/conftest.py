@@ -131,7 +131,7 @@ class Container:
         os.makedirs(os.path.join(self.rootfs, "etc/regfs"), exist_ok=True)
         shutil.copy(lab.key, os.path.join(self.rootfs, "etc/regfs/key"))
         os.chmod(os.path.join(self.rootfs, "etc/regfs/key"), 0o600)
-        self.env = dict(lab.image.env, **(env or {}))
+        self.env = dict(lab.image.env, HOSTNAME=name, **(env or {}))  # HOSTNAME: as docker sets it
         self.caps = list(caps)
         self.spec = {
             "rootfs": self.rootfs, "hostname": name, "argv": argv or lab.image.argv,

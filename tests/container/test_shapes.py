@@ -45,22 +45,32 @@ def call(container, path):
     return p.stdout if p.returncode == 0 else None
 
 
+# The task container's own command when regfsd and the service share it (as
+# the ECS in-task file does): regfsd in the background, the service started by
+# `regfs run` once the mount is up. Bounded: 300 polls of 0.1 s.
+TASK_COMMAND = (
+    "mkdir -p /srv && echo hello from $HOSTNAME >/srv/index.html && regfsd & "
+    "i=0; while [ ! -r /registry/.metrics ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+    "exec regfs run --name web-$SIDE --port 8080 --check http:/ -- httpd -f -p 8080 -h /srv")
+
+
 def test_task_container(lab):
-    """regfsd as the container's entry point, the application beside it
-    (`docker exec`): it registers through the mount and reads a service that
-    the other host's container registered."""
+    """regfsd and the application in one container, which has /dev/fuse and
+    SYS_ADMIN. task-a runs the image's entry point and the application beside
+    it (`docker exec`), registering through the mount; task-b's command starts
+    both (regfsd in the background, the service under `regfs run`). Each reads
+    and calls the service the other host's container registered."""
     h1, h2 = lab.host(), lab.host()
-    join = {"REGFS_JOIN": f"{h1.ip}:{PORT}", **KEY}
     a = lab.container("task-a", h1, caps=TASK_CAPS, devices=FUSE, env=KEY)
-    b = lab.container("task-b", h2, caps=TASK_CAPS, devices=FUSE, env=join)
-    for c in (a, b):
-        ready(c, "/registry/.metrics")
-    for c, svc in ((a, "web-a"), (b, "web-b")):
-        serve(c)
-        p = c.exec("/usr/bin/regfs", "register", svc, ":8080", "--check", "http:/")
-        assert p.returncode == 0, p.stderr
+    b = lab.container("task-b", h2, caps=TASK_CAPS, devices=FUSE,
+                      env={"REGFS_JOIN": f"{h1.ip}:{PORT}", "SIDE": "b", **KEY},
+                      argv=["/bin/sh", "-c", TASK_COMMAND])
+    ready(a, "/registry/.metrics")
+    serve(a)
+    p = a.exec("/usr/bin/regfs", "register", "web-a", ":8080", "--check", "http:/")
+    assert p.returncode == 0, p.stderr
     # Each reads the other's registration through its own mount and calls it.
-    wait_for(lambda: call(a, "/registry/web-b") == "hello from task-b\n", 15, "a calls web-b", a)
+    wait_for(lambda: call(a, "/registry/web-b") == "hello from task-b\n", 15, "a calls web-b", b)
     wait_for(lambda: call(b, "/registry/web-a") == "hello from task-a\n", 15, "b calls web-a", b)
     assert a.read("/registry/web-b").strip() == f"{h2.ip}:8080"
     assert b.read("/registry/web-a").strip() == f"{h1.ip}:8080"
