@@ -1,7 +1,12 @@
 // The read path, measured against references in the same run.
 //
 //   read_bench --iterations N --tmpfs FILE --one PATH [--multi PATH]
-//              [--check PATH] [--dns 127.0.0.1:PORT NAME]
+//              [--check PATH] [--dns 127.0.0.1:PORT NAME] [--case NAME PATH]...
+//   read_bench --poll PATH SECONDS
+//
+// --case adds a case of open+read+close of PATH under NAME (repeatable; with
+// it, --one may be left out). --poll reads PATH in a loop for SECONDS, as a
+// busy reader does, and prints `reads N seconds S failures F`.
 //
 // Each case is N times open+read+close (or one DNS query over a connected UDP
 // socket, or one pipe round trip), after a warm-up; prints median, p90 and p99
@@ -161,7 +166,9 @@ class PollingPeer {
 
 int main(int argc, char** argv) {
   int iterations = 20000;
-  std::string tmpfs, one, multi, check, dns_addr, dns_name;
+  std::string tmpfs, one, multi, check, dns_addr, dns_name, poll;
+  double poll_seconds = 0;
+  std::vector<std::pair<std::string, std::string>> extra;  // --case NAME PATH
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -174,18 +181,44 @@ int main(int argc, char** argv) {
       dns_addr = next();
       dns_name = next();
     }
+    if (a == "--case") {
+      auto name = next();
+      extra.emplace_back(std::move(name), next());
+    }
+    if (a == "--poll") {
+      poll = next();
+      poll_seconds = std::stod(next());
+    }
   }
-  if (tmpfs.empty() || one.empty()) {
+  if (!poll.empty()) {
+    const auto start = Clock::now();
+    const auto until = start + std::chrono::duration<double>(std::min(poll_seconds, 600.0));
+    long reads = 0, failures = 0;
+    while (Clock::now() < until) {
+      ++reads;
+      if (!read_once(poll.c_str())) ++failures;
+    }
+    std::printf("reads %ld seconds %.3f failures %ld\n", reads,
+                std::chrono::duration<double>(Clock::now() - start).count(), failures);
+    return 0;
+  }
+  if (tmpfs.empty() || (one.empty() && extra.empty())) {
     std::fprintf(stderr,
                  "usage: read_bench --iterations N --tmpfs FILE --one PATH [--multi PATH] "
-                 "[--check PATH] [--dns 127.0.0.1:PORT NAME]\n");
+                 "[--check PATH] [--dns 127.0.0.1:PORT NAME] [--case NAME PATH]...\n"
+                 "       read_bench --poll PATH SECONDS\n");
     return 2;
   }
 
   std::vector<Case> cases;
   cases.push_back({"tmpfs file (reference)", iterations, [&] { return read_once(tmpfs.c_str()); }});
-  cases.push_back({"/registry/svc, 1 instance, fresh verdict", iterations,
-                   [&] { return read_once(one.c_str()); }});
+  if (!one.empty()) {
+    cases.push_back({"/registry/svc, 1 instance, fresh verdict", iterations,
+                     [&] { return read_once(one.c_str()); }});
+  }
+  for (const auto& [name, path] : extra) {
+    cases.push_back({name, iterations, [&path = path] { return read_once(path.c_str()); }});
+  }
   if (!multi.empty()) {
     cases.push_back({"/registry/svc, 5 instances, rotating", iterations,
                      [&] { return read_once(multi.c_str()); }});

@@ -53,8 +53,12 @@ class Backend {
   // Decides what `kind` of `service` reads as now. Calls `done` exactly once,
   // on the loop thread, possibly before returning; within the read deadline
   // (the wait timeout for FileKind::wait). Errors: not_found, host_down, timed_out.
+  // `suspect`: the endpoint ("host:port") this reader was handed last for
+  // `service`, empty when none; a re-read says it failed the reader, so its
+  // verdict must be recent (docs/INTERFACES.md, "Re-reads").
   // Returns how to abandon the decision (empty when it cannot be, e.g. once decided).
-  virtual Abandon answer(FileKind kind, const std::string& service, AnswerFn done) = 0;
+  virtual Abandon answer(FileKind kind, const std::string& service, const std::string& suspect,
+                         AnswerFn done) = 0;
 
   // How many instances are registered under `service` (healthy or not).
   virtual std::size_t instance_count(std::string_view service) const = 0;

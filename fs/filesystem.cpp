@@ -127,7 +127,14 @@ void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
 }
 
 void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service, Via via) {
-  Pending key{kind, service, via};
+  // A process opening a service again names what it was handed last as the
+  // suspect (readers.hpp). .all/ and the dot-files hand out no one endpoint.
+  std::string suspect;
+  if (kind == FileKind::one || kind == FileKind::wait) {
+    suspect = readers_.last(reader(req), service);
+    if (!suspect.empty()) ++rereads_;
+  }
+  Pending key{kind, service, via, suspect};
   const auto [it, fresh] = lookups_.try_emplace(key);
   Decision& decision = it->second;
   try {
@@ -140,8 +147,9 @@ void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& servic
   const std::uint64_t id = decision.id = ++decisions_;
   try {
     starting_ = true;  // a dot-file answered at once does not count itself as parked
-    Backend::Abandon abandon = backend_.answer(
-        kind, service, [this, key, id](Result<Answer> answer) { decided(key, id, std::move(answer)); });
+    Backend::Abandon abandon =
+        backend_.answer(kind, service, suspect,
+                        [this, key, id](Result<Answer> answer) { decided(key, id, std::move(answer)); });
     starting_ = false;
     // Decided already (the callback ran before answer returned)?
     if (const auto again = lookups_.find(key); again != lookups_.end() && again->second.id == id) {
@@ -175,14 +183,19 @@ void Filesystem::decided(const Pending& key, std::uint64_t id, Result<Answer> an
 }
 
 void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Replies& parked) {
-  const auto& [kind, service, via] = key;
+  const auto& [kind, service, via, suspect] = key;
   Inode* node = nullptr;
   double entry_timeout = 0.0;
+  // The endpoint each reader is handed, remembered for its next open.
+  std::string handed;
   if (answer.ok()) {
     if (via == Via::lookup && rotates_through_link(kind) && answer->rotates) {
       node = &inodes_.link(kind, service);  // instances were added while deciding
       entry_timeout = link_timeout(kind);
     } else {
+      if (kind == FileKind::one || kind == FileKind::wait) {
+        handed = answer->content.substr(0, answer->content.find('\n'));
+      }
       // .wait/ answers are inodes of their own: read-only, so a write through
       // a .wait/ name is refused (and none of it lands in pages / hands out).
       node = &inodes_.file(kind, service, answer->content, 0);
@@ -196,12 +209,21 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
     const int err = to_errno(answer.error().code);
     return parked.each([err](fuse_req_t req) { fuse_reply_err(req, err); });
   }
+  auto remember = [&](fuse_req_t req) {
+    if (!handed.empty()) readers_.handed(reader(req), service, handed);
+  };
   if (via == Via::lookup) {
-    return parked.each([&](fuse_req_t req) { reply_entry(req, *node, entry_timeout, directory_of(kind)); });
+    return parked.each([&](fuse_req_t req) {
+      remember(req);
+      reply_entry(req, *node, entry_timeout, directory_of(kind));
+    });
   }
   InodeTable::hold(*node, Clock::now());
   const std::string target = link_target(kind, node->ino);
-  parked.each([&](fuse_req_t req) { fuse_reply_readlink(req, target.c_str()); });
+  parked.each([&](fuse_req_t req) {
+    remember(req);
+    fuse_reply_readlink(req, target.c_str());
+  });
 }
 
 void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -242,6 +264,10 @@ std::string Filesystem::metrics_text() const {
               interrupted_);
   out.counter("regfs_abandoned_total", "Decisions stopped because every reader was interrupted.",
               abandoned_);
+  out.counter("regfs_rereads_total",
+              "Opens of a service by a process that was handed an endpoint of it before.", rereads_);
+  out.gauge("regfs_reread_memory", "Endpoints remembered as handed to a process, to tell re-reads.",
+            readers_.remembered());
   return out.take();
 }
 
@@ -268,6 +294,10 @@ Caller Filesystem::caller(fuse_req_t req) const {
   const int n = fuse_req_getgroups(req, 64, groups);
   for (int i = 0; i < std::min(n, 64); ++i) who.groups.push_back(groups[i]);
   return who;
+}
+
+pid_t Filesystem::reader(fuse_req_t req) {
+  return readers_.process_of(fuse_req_ctx(req)->pid, Readers::Clock::now());
 }
 
 bool Filesystem::park_interruptible(fuse_req_t req) {

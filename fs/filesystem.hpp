@@ -30,6 +30,7 @@
 #include "core/instance.hpp"
 #include "inode_table.hpp"
 #include "notifier.hpp"
+#include "readers.hpp"
 
 namespace regfs::fs {
 
@@ -94,7 +95,10 @@ class Filesystem final : public ChangeSink {
 
   // How a decision is delivered: as a lookup's entry, or as a readlink's target.
   enum class Via { lookup, readlink };
-  using Pending = std::tuple<FileKind, std::string, Via>;  // what parked requests asked for
+  // What parked requests asked for: kind, service, via, and the suspect (the
+  // endpoint their process was handed last, Readers) so that a re-read never
+  // shares a decision made without it.
+  using Pending = std::tuple<FileKind, std::string, Via, std::string>;
 
   // Requests parked on one backend decision.
   struct Decision {
@@ -140,12 +144,15 @@ class Filesystem final : public ChangeSink {
   void decided(const Pending& key, std::uint64_t id, Result<Answer> answer) noexcept;
   void deliver(const Pending& key, const Result<Answer>& answer, Replies& parked);
   Caller caller(fuse_req_t req) const;
+  // The process behind `req` (Readers::process_of).
+  pid_t reader(fuse_req_t req);
   bool park_interruptible(fuse_req_t req);
 
   Backend& backend_;
   MountOptions options_;
   Notifier* notifier_ = nullptr;
   InodeTable inodes_;
+  Readers readers_;  // what each process was handed last, per service
   std::map<Pending, Decision> lookups_;  // parked requests by what they asked
   std::uint64_t decisions_ = 0;          // ids of backend decisions started
   bool starting_ = false;                // in backend_.answer for a new decision
@@ -157,6 +164,7 @@ class Filesystem final : public ChangeSink {
   std::uint64_t invalidations_ = 0;  // kernel cache invalidations queued
   std::uint64_t interrupted_ = 0;    // parked requests ended with EINTR
   std::uint64_t abandoned_ = 0;      // decisions abandoned: every reader was interrupted
+  std::uint64_t rereads_ = 0;        // opens by a process handed an endpoint of that service before
   struct timespec started_{};
 };
 

@@ -74,6 +74,7 @@ int run(const regfs::Options& opt) {
   config.read_timeout = opt.read_timeout;
   config.wait_timeout = opt.wait_timeout;
   config.reap_after = opt.reap_after;
+  config.recheck_after = opt.recheck_after;
   config.check_interval = opt.check_interval;
   config.check_all = !opt.mirror.empty();
 

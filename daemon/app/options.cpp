@@ -50,6 +50,7 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--read-timeout", {"REGFS_READ_TIMEOUT", Kind::duration}},
       {"--wait-timeout", {"REGFS_WAIT_TIMEOUT", Kind::duration}},
       {"--reap-after", {"REGFS_REAP_AFTER", Kind::duration}},
+      {"--recheck-after", {"REGFS_RECHECK_AFTER", Kind::duration}},
       {"--check-interval", {"REGFS_CHECK_INTERVAL", Kind::duration}},
       {"--busy-poll", {"REGFS_BUSY_POLL", Kind::duration}},
       {"--stall-timeout", {"REGFS_STALL_TIMEOUT", Kind::duration}},
@@ -93,6 +94,7 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--read-timeout") return duration(o.read_timeout);
   if (name == "--wait-timeout") return duration(o.wait_timeout);
   if (name == "--reap-after") return duration(o.reap_after);
+  if (name == "--recheck-after") return duration(o.recheck_after);
   if (name == "--check-interval") return duration(o.check_interval);
   if (name == "--busy-poll") return duration(o.busy_poll);
   if (name == "--stall-timeout") return duration(o.stall_timeout);
@@ -225,6 +227,8 @@ const char* options_usage() {
   --read-timeout DURATION    read deadline (default 1s)               REGFS_READ_TIMEOUT
   --wait-timeout DURATION    .wait/ timeout (default 30s)             REGFS_WAIT_TIMEOUT
   --reap-after DURATION      reap own failing instances (default 60s) REGFS_REAP_AFTER
+  --recheck-after DURATION   a re-read checks the endpoint it was handed
+                             if its verdict is older (100ms; 0: never) REGFS_RECHECK_AFTER
   --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
   --busy-poll DURATION       poll for the next request (default 50us) REGFS_BUSY_POLL
   --stall-timeout DURATION   abort the mount if the loop stalls (5s)  REGFS_STALL_TIMEOUT

@@ -27,6 +27,7 @@ struct Options {
   Duration read_timeout = seconds(1);
   Duration wait_timeout = seconds(30);
   Duration reap_after = seconds(60);
+  Duration recheck_after = milliseconds(100);  // zero: re-reads are plain reads
   Duration check_interval = seconds(5);
   Duration busy_poll = microseconds(50);  // see fs/session.hpp
   Duration stall_timeout = seconds(5);    // see fs/watchdog.hpp; zero: no watchdog

@@ -17,6 +17,7 @@ struct Registrar::Read {
   std::string service;
   Time arrival;
   Time since;  // oldest verdict this read accepts
+  Suspect suspect;  // the endpoint the reader asks again about (one, wait)
   AnswerFn done;
   Timers::iterator deadline;  // in timers_, or timers_.end()
   Timers::iterator retry;     // .wait/: look again while nothing is healthy
@@ -93,7 +94,7 @@ void Registrar::tick() {
 // ---- reads -----------------------------------------------------------------
 
 fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& service,
-                                      AnswerFn done) {
+                                      const std::string& suspect, AnswerFn done) {
   const Time now = clock_.now();
   if (kind == fs::FileKind::status) {
     NodeView view{config_.name, config_.generation, config_.advertise, {}};
@@ -125,8 +126,13 @@ fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& ser
     return {};
   }
   const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
-  auto read = std::make_shared<Read>(Read{kind, service, now, now - config_.fresh, std::move(done),
-                                          timers_.end(), timers_.end(), false});
+  Suspect suspected;
+  if (!suspect.empty() && config_.recheck_after > Duration::zero() && kind != fs::FileKind::all) {
+    suspected = Suspect{suspect, now - config_.recheck_after};
+  }
+  auto read = std::make_shared<Read>(Read{kind, service, now, now - config_.fresh,
+                                          std::move(suspected), std::move(done), timers_.end(),
+                                          timers_.end(), false});
   start_read(read, now + timeout);
   rearm();
   if (read->finished) return {};
@@ -150,9 +156,15 @@ void Registrar::replan(const std::shared_ptr<Read>& read, bool final) {
     if (waits && !final) return;  // a registration will wake it
     return finish(read, Error{waits ? Errc::timed_out : Errc::not_found, read->service});
   }
-  const ReadPlan plan = read->kind == fs::FileKind::all ? plan_all(*svc, read->since, final)
-                                                        : plan_one(*svc, read->since, final);
-  for (std::size_t i : plan.check) start_check(read->service, svc->instances[i]);
+  const ReadPlan plan = read->kind == fs::FileKind::all
+                            ? plan_all(*svc, read->since, final)
+                            : plan_one(*svc, read->since, final, read->suspect);
+  for (std::size_t i : plan.check) {
+    const bool started = start_check(read->service, svc->instances[i]);
+    if (started && std::find(plan.reverify.begin(), plan.reverify.end(), i) != plan.reverify.end()) {
+      ++metrics_.reverify_checks;
+    }
+  }
 
   if (plan.kind == ReadPlan::Kind::serve) {
     fs::Answer answer{render_endpoints(*svc, plan.serve), Duration::zero()};
@@ -223,9 +235,9 @@ void Registrar::replan_service(const std::string& service) {
 
 // ---- checks ----------------------------------------------------------------
 
-void Registrar::start_check(const std::string& service, const Instance& inst) {
+bool Registrar::start_check(const std::string& service, const Instance& inst) {
   InstanceKey key{service, inst.owner, inst.spec};
-  if (!in_flight_.insert(key).second) return;  // single flight
+  if (!in_flight_.insert(key).second) return false;  // single flight
   ++metrics_.checks;
   const Time started = clock_.now();
   checker_.check(inst.spec.endpoint, inst.spec.check, config_.read_timeout,
@@ -233,6 +245,7 @@ void Registrar::start_check(const std::string& service, const Instance& inst) {
                    recorded(key, result, started);
                    rearm();
                  });
+  return true;
 }
 
 void Registrar::recorded(const InstanceKey& key, const CheckResult& result, Time started) {

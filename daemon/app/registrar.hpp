@@ -35,6 +35,10 @@ struct RegistrarConfig {
   Duration read_timeout = seconds(1);
   Duration wait_timeout = seconds(30);
   Duration reap_after = seconds(60);
+  // A re-read accepts a verdict on the endpoint its reader was handed last
+  // only when younger than this (zero: no different from any read). Bounds
+  // the checks re-reads add to one per endpoint per `recheck_after`.
+  Duration recheck_after = milliseconds(100);
   Duration check_interval = seconds(5);
   bool check_all = false;  // background checks of every instance, not only own (mirror mode)
   Limits limits;
@@ -103,7 +107,8 @@ class Registrar final : public fs::Backend {
   void add_metrics(std::function<std::string()> source) { metric_sources_.push_back(std::move(source)); }
 
   // fs::Backend
-  Abandon answer(fs::FileKind kind, const std::string& service, AnswerFn done) override;
+  Abandon answer(fs::FileKind kind, const std::string& service, const std::string& suspect,
+                 AnswerFn done) override;
   std::size_t instance_count(std::string_view service) const override;
   std::vector<std::string> list() const override;
   bool may_write(const fs::Caller& who) const override;
@@ -135,7 +140,8 @@ class Registrar final : public fs::Backend {
   // Ends `read` without an answer: nobody waits for it any more.
   void abandon(const std::shared_ptr<Read>& read);
   void replan_service(const std::string& service);
-  void start_check(const std::string& service, const Instance& inst);
+  // Starts a check of `inst` unless one is under way; whether it started.
+  bool start_check(const std::string& service, const Instance& inst);
   void recorded(const InstanceKey& key, const CheckResult& result, Time started);
   void rearm();
 

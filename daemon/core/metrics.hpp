@@ -31,6 +31,7 @@ struct Metrics {
   std::uint64_t unlinks = 0;
   std::uint64_t checks = 0;           // health checks started
   std::uint64_t checks_failed = 0;
+  std::uint64_t reverify_checks = 0;  // checks started because a re-read suspected an endpoint
   std::uint64_t reaped = 0;           // own instances removed after failing too long
   Histogram read_latency;             // from arrival to answer, daemon side
   Histogram check_latency;

@@ -1,15 +1,22 @@
 #include "read_plan.hpp"
 
+#include <algorithm>
+
 namespace regfs {
 
-ReadPlan plan_one(const Service& svc, Time since, bool final) {
+ReadPlan plan_one(const Service& svc, Time since, bool final, const Suspect& suspect) {
   ReadPlan plan;
   const std::size_t n = svc.instances.size();
+  const Time suspect_since = std::max(since, suspect.since);
   for (std::size_t step = 0; step < n; ++step) {
     const std::size_t i = (svc.cursor + step) % n;
-    const Verdict& v = svc.instances[i].verdict;
-    if (!v.current(since)) {
+    const Instance& inst = svc.instances[i];
+    const Verdict& v = inst.verdict;
+    const bool suspected =
+        !suspect.endpoint.empty() && to_string(inst.spec.endpoint) == suspect.endpoint;
+    if (!v.current(suspected ? suspect_since : since)) {
       plan.check.push_back(i);
+      if (suspected && v.current(since)) plan.reverify.push_back(i);
     } else if (v.healthy() && plan.serve.empty()) {
       plan.serve.push_back(i);
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "registry.hpp"
@@ -17,15 +18,27 @@ struct ReadPlan {
   Kind kind = Kind::fail;
   std::vector<std::size_t> serve;  // instance indexes to answer with (serve)
   std::vector<std::size_t> check;  // instances whose verdict is not current: check them
+  // Of `check`, those whose verdict was current for the read's freshness
+  // window but not for the suspect's (Suspect, below): re-verifications.
+  std::vector<std::size_t> reverify;
   Errc error = Errc::host_down;    // fail: host_down
+};
+
+// The endpoint a reader was handed before and now asks again about: a re-read
+// says that endpoint failed the reader, so its verdict must be younger than
+// for the others (docs/INTERFACES.md, "Re-reads").
+struct Suspect {
+  std::string endpoint;  // as rendered ("host:port"); empty: no suspect
+  Time since{};          // the oldest verdict on it this read accepts
 };
 
 // One endpoint, walking the rotation from the service's cursor. Serves the
 // first instance whose current verdict is healthy; instances passed over with
 // no current verdict are named in `check` either way. Waits while unchecked
 // instances remain and nothing healthy is current; with `final`, fails instead.
-// `since`: the oldest verdict this read accepts (arrival minus freshness window).
-ReadPlan plan_one(const Service& svc, Time since, bool final);
+// `since`: the oldest verdict this read accepts (arrival minus freshness window);
+// for the instance at `suspect.endpoint`, the later of `since` and `suspect.since`.
+ReadPlan plan_one(const Service& svc, Time since, bool final, const Suspect& suspect = {});
 
 // Every healthy endpoint: waits until every instance has a current verdict
 // (unless `final`), then serves the healthy ones in registry order.

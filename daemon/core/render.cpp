@@ -67,6 +67,10 @@ std::string render_metrics(const Metrics& m, const Registry& registry, const std
   out.counter("regfs_unlinks_total", "Deregistrations.", m.unlinks);
   out.counter("regfs_checks_total", "Health checks started.", m.checks);
   out.counter("regfs_checks_failed_total", "Health checks that failed.", m.checks_failed);
+  out.counter("regfs_reverify_checks_total",
+              "Checks started because a process read a service again: of its last endpoint, "
+              "while the verdict on it was still fresh (at most one per endpoint per 100 ms).",
+              m.reverify_checks);
   out.counter("regfs_reaped_total", "Own instances removed after failing too long.", m.reaped);
   out.gauge("regfs_services", "Services with at least one instance.", registry.services().size());
   out.gauge("regfs_instances", "Registered instances, all owners.", registry.instance_count());

@@ -399,11 +399,15 @@ def analyse(hosts, events, start, seconds):
         needed = [m for m in c["moves"] if m["window"]]
         c["failed"] = sum(1 for _, x in failed if c["at"] <= x["start"] < until)
         c["late"] = 0
+        c["after_100ms"] = 0
         c["recovery"] = None
         if not needed or any(m["ready"] is None for m in needed):
             continue
         ready = max(m["ready"] for m in needed)
         c["late"] = sum(1 for _, x in failed if x["end"] > ready and x["start"] < until and not in_window(x))
+        # The target of the calling rule: a call that starts 100 ms after the new
+        # instance passed its check succeeds (its re-read, if it needs one, finds it).
+        c["after_100ms"] = sum(1 for _, x in failed if ready + 0.1 < x["start"] < until)
         worst = 0.0
         for rows in calls.values():
             span = [x for x in rows if x["end"] > c["at"] and x["start"] < until]
@@ -429,19 +433,23 @@ def print_table(r):
     print("  per client: " + ", ".join(f"{h} {n} calls, {r['failed_by_host'][h]} failed"
                                         for h, n in r["calls"].items()))
     print()
-    print(f"  {'chaos':30} {'service':10} {'outage':>8} {'failed calls':>13} {'of them late':>13} {'recovery':>9}")
+    print(f"  {'chaos':30} {'service':10} {'outage':>8} {'failed calls':>13} {'of them late':>13}"
+          f" {'after +100 ms':>14} {'recovery':>9}")
     for c in r["chaos"]:
         for i, m in enumerate(c["moves"]):
             outage = f"{m['outage'] * 1000:.0f} ms" if m["outage"] is not None else "never up"
             last = i == len(c["moves"]) - 1
             failed = str(c["failed"]) if last else ""
             late = str(c["late"]) if last else ""
+            after = str(c.get("after_100ms", 0)) if last else ""
             recovery = (f"{c['recovery'] * 1000:.0f} ms" if c["recovery"] is not None else "-") if last else ""
-            print(f"  {c['chaos'] if i == 0 else '':30} {m['service']:10} {outage:>8} {failed:>13} {late:>13} {recovery:>9}"
+            print(f"  {c['chaos'] if i == 0 else '':30} {m['service']:10} {outage:>8} {failed:>13} {late:>13}"
+                  f" {after:>14} {recovery:>9}"
                   f"{'' if m['window'] else '   (not on the call path)'}")
     print()
     print("  outage: from the kill (or the old instance's stop) until the new instance passed its check")
     print("  late: failed although every service on the call path had passed its check again")
+    print("  after +100 ms: failed calls that started more than 100 ms after that (target: none)")
     print("  recovery: from the last needed new instance passing its check until every client's calls")
     print("  succeed again (the end of its first good call after its last failure; calls are 50 ms apart)")
     for c in r["outside_calls"][:10]:

@@ -147,8 +147,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class HttpServer:
     """A loopback HTTP server; codes maps paths to status codes (None: hang)."""
 
-    def __init__(self, codes=None, port=0):
-        self.server = _Server(("127.0.0.1", port), _Handler)
+    def __init__(self, codes=None, port=0, host="127.0.0.1"):
+        self.host = host
+        self.server = _Server((host, port), _Handler)
         self.server.codes = codes or {"/health": 200}
         self.server.requests = 0  # calls other than health checks
         self.port = self.server.server_address[1]
@@ -161,7 +162,7 @@ class HttpServer:
 
     @property
     def endpoint(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def close(self):
         self.server.shutdown()
@@ -172,8 +173,8 @@ class HttpServer:
 def servers():
     made = []
 
-    def make(codes=None, port=0):
-        s = HttpServer(codes, port)
+    def make(codes=None, port=0, host="127.0.0.1"):
+        s = HttpServer(codes, port, host)
         made.append(s)
         return s
 

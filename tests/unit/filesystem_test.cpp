@@ -89,7 +89,7 @@ class ScriptedBackend final : public Backend {
   std::vector<AnswerFn> held;  // Mode::hold: answered by the test
   int abandoned = 0;
 
-  Abandon answer(FileKind, const std::string&, AnswerFn done) override {
+  Abandon answer(FileKind, const std::string&, const std::string&, AnswerFn done) override {
     switch (mode) {
       case Mode::answer: done(Answer{"{}\n", cache_for, false}); return {};
       case Mode::throw_before: throw std::runtime_error("invalid UTF-8 byte");

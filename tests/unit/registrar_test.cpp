@@ -107,9 +107,9 @@ struct Fixture {
     }
     clock.t = until;
   }
-  Outcome& read(fs::FileKind kind, const std::string& service) {
+  Outcome& read(fs::FileKind kind, const std::string& service, const std::string& suspect = "") {
     outcomes.push_back(std::make_unique<Outcome>());
-    node->answer(kind, service, outcomes.back()->fn());
+    node->answer(kind, service, suspect, outcomes.back()->fn());
     return *outcomes.back();
   }
 };
@@ -255,4 +255,74 @@ TEST_CASE("stop fails parked reads and arms nothing more") {
   CHECK(r.error() == Errc::host_down);
   CHECK(f.clock.wanted == Time{Duration::max()});
   f.checker.complete(0, true);  // a check ending after stop is ignored
+}
+
+TEST_CASE("a re-read re-verifies the endpoint it was handed, at most once per recheck_after") {
+  Fixture f;  // fresh 1 s; recheck_after 100 ms by default
+  REQUIRE(f.node->write("web", "10.0.0.1:80\n10.0.0.2:80", false).ok());
+  auto& first = f.read(fs::FileKind::one, "web");
+  REQUIRE(f.checker.calls.size() == 2);
+  f.checker.complete(0, true);
+  f.checker.complete(1, true);
+  REQUIRE(first.content() == "10.0.0.1:80\n");
+  const auto reverified = [&] { return f.node->metrics().reverify_checks; };
+
+  SECTION("within recheck_after the verdict stands") {
+    f.advance(milliseconds(50));
+    auto& again = f.read(fs::FileKind::one, "web", "10.0.0.1:80");
+    CHECK(again.answered());
+    CHECK(f.checker.calls.size() == 2);
+    CHECK(reverified() == 0);
+  }
+  SECTION("the dead one fails its re-check and the other is served; the read waited for it") {
+    // Rotation points at 10.0.0.2: one more read turns it back to the suspect.
+    REQUIRE(f.read(fs::FileKind::one, "web").content() == "10.0.0.2:80\n");
+    f.advance(milliseconds(150));
+    // 10.0.0.2's verdict is fresh, so the re-read is served by it at once while
+    // the suspect is checked.
+    auto& again = f.read(fs::FileKind::one, "web", "10.0.0.1:80");
+    CHECK(again.content() == "10.0.0.2:80\n");
+    REQUIRE(f.checker.calls.size() == 3);
+    CHECK(f.checker.calls[2].endpoint.host == "10.0.0.1");
+    CHECK(reverified() == 1);
+    f.checker.complete(2, false);
+    // Another reader that suspects nothing is never handed the failed one
+    // (the rotation starts at it again).
+    CHECK(f.read(fs::FileKind::one, "web").content() == "10.0.0.2:80\n");
+  }
+  SECTION("nothing else healthy: the re-read waits for the check and fails host_down") {
+    f.advance(milliseconds(150));
+    REQUIRE(f.node->write("web", "10.0.0.1:80", false).ok());
+    auto& again = f.read(fs::FileKind::one, "web", "10.0.0.1:80");
+    CHECK_FALSE(again.answered());
+    REQUIRE(f.checker.calls.size() == 3);
+    f.checker.complete(2, false);
+    REQUIRE(again.answered());
+    CHECK(again.error() == Errc::host_down);
+  }
+  SECTION("a reader polling in a loop costs at most one check per endpoint per recheck_after") {
+    // 2 s of a re-read every millisecond, every check answering in 1 ms.
+    std::size_t next = 2;
+    for (int ms = 0; ms < 2000; ++ms) {
+      f.advance(milliseconds(1));
+      for (; next < f.checker.calls.size(); ++next) f.checker.complete(next, true);
+      auto& r = f.read(fs::FileKind::one, "web", ms % 2 == 0 ? "10.0.0.1:80" : "10.0.0.2:80");
+      CHECK(r.answered());
+    }
+    // 2 endpoints x 2 s / 100 ms, and the plain checks as the 1 s window ends.
+    CHECK(reverified() <= 2 * 20);
+    CHECK(reverified() >= 2 * 15);
+    CHECK(f.checker.calls.size() <= 2 + 2 * 20 + 4);
+  }
+  SECTION("off with recheck_after zero") {
+    auto config = Fixture::defaults();
+    config.recheck_after = Duration::zero();
+    Fixture g(config);
+    REQUIRE(g.node->write("web", "10.0.0.1:80", false).ok());
+    g.read(fs::FileKind::one, "web");
+    g.checker.complete(0, true);
+    g.advance(milliseconds(500));
+    CHECK(g.read(fs::FileKind::one, "web", "10.0.0.1:80").content() == "10.0.0.1:80\n");
+    CHECK(g.checker.calls.size() == 1);
+  }
 }

@@ -1,0 +1,107 @@
+"""Re-reads: a process that opens a service again is telling the daemon that the
+endpoint it was handed failed (docs/INTERFACES.md, "Re-reads")."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import read, wait_until, write
+
+# A client that reads the service once per line on stdin, each read from a new
+# thread (the daemon must tell the process, not the thread), and prints what it got.
+CLIENT = r"""
+import sys, threading
+path = sys.argv[1]
+def once():
+    try:
+        with open(path) as f:
+            print(f.read().strip(), flush=True)
+    except OSError as e:
+        print(f"errno {e.errno}", flush=True)
+for _ in sys.stdin:
+    t = threading.Thread(target=once)
+    t.start()
+    t.join()
+"""
+
+
+class Client:
+    def __init__(self, path):
+        self.proc = subprocess.Popen([sys.executable, "-c", CLIENT, path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def read(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def metric(d, name):
+    for line in read(d.path(".metrics")).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def verdict_age_ms(d, service, endpoint):
+    for inst in json.loads(read(d.path(".status.json")))["services"].get(service, []):
+        if inst["endpoint"] == endpoint:
+            return inst["verdict_age_ms"]
+    return None
+
+
+def test_the_re_read_after_a_crash_hands_out_the_new_instance(make_daemon, servers):
+    # A long freshness window and no background checks: only a re-read can
+    # find out, within the window, that the old instance died.
+    d = make_daemon("--fresh", "10s", "--check-interval", "60s", "--read-timeout", "1s")
+    old = servers()
+    write(d.path("gateway"), f"{old.endpoint} check=http:/health")
+    client = Client(d.path("gateway"))
+    try:
+        assert client.read() == old.endpoint  # checked healthy now, fresh for 10 s
+        # The move: the old instance is killed; the new one is registered (and
+        # sorts after the old, where the rotation starts) and answers its checks.
+        old.close()
+        new = servers(host="127.0.0.2")
+        write(d.path("gateway"), f"{new.endpoint} check=http:/health\n", append=True)
+        # The old verdict is older than the re-check limit (100 ms) and still fresh.
+        assert wait_until(lambda: (verdict_age_ms(d, "gateway", old.endpoint) or 0) > 150, 5)
+        before = metric(d, "regfs_reverify_checks_total")
+        # The calling rule: the call to the old endpoint failed; read again.
+        assert client.read() == new.endpoint
+        assert metric(d, "regfs_reverify_checks_total") == before + 1
+        assert metric(d, "regfs_rereads_total") >= 1
+        # The old one failed its check: nobody is handed it any more.
+        assert json.loads(read(d.path(".status.json")))["services"]["gateway"][0]["verdict"] == "unhealthy"
+        assert client.read() == new.endpoint
+    finally:
+        client.close()
+
+
+def test_a_reader_polling_in_a_loop_costs_at_most_ten_checks_per_endpoint_per_second(make_daemon, servers):
+    d = make_daemon("--fresh", "10s", "--check-interval", "60s")
+    a, b = servers(), servers()
+    write(d.path("web"), f"{a.endpoint}\n{b.endpoint}\n")
+    assert read(d.path("web")).strip() in (a.endpoint, b.endpoint)
+    checks = metric(d, "regfs_checks_total")
+    reverify = metric(d, "regfs_reverify_checks_total")
+    started = time.monotonic()
+    reads = 0
+    while time.monotonic() - started < 2.0 and reads < 200000:  # this process re-reads all along
+        with open(d.path("web")) as f:
+            assert f.read().strip() in (a.endpoint, b.endpoint)
+        reads += 1
+    elapsed = time.monotonic() - started
+    extra = metric(d, "regfs_reverify_checks_total") - reverify
+    per_endpoint_per_second = extra / 2 / elapsed
+    assert reads > 100
+    assert extra > 0  # re-reads do re-verify
+    # At most one check per endpoint per 100 ms, and one more per endpoint for the edges.
+    assert per_endpoint_per_second <= 10 + 2 / elapsed, (extra, elapsed, reads)
+    # Every check in the window was a re-verification (fresh for 10 s otherwise).
+    assert metric(d, "regfs_checks_total") - checks == extra
