@@ -120,7 +120,8 @@ class Host:
 
 
 class Container:
-    def __init__(self, lab, name, host, *, caps, devices=(), volumes=(), env=None, argv=None):
+    def __init__(self, lab, name, host, *, caps, devices=(), volumes=(), env=None, argv=None,
+                 read_only=False):
         self.lab, self.name, self.host = lab, name, host
         self.dir = os.path.join(lab.base, "containers", name)
         if os.path.exists(self.dir):  # a restart: a fresh root filesystem, as a new container has
@@ -137,6 +138,7 @@ class Container:
             "rootfs": self.rootfs, "hostname": name, "argv": argv or lab.image.argv,
             "env": self.env, "caps": self.caps, "devices": list(devices),
             "volumes": [{"source": s, "target": t, "propagation": p} for s, t, p in volumes],
+            "read_only": read_only,
         }
         spec_path = os.path.join(self.dir, "spec.json")
         with open(spec_path, "w") as f:

@@ -14,7 +14,7 @@ the command with exactly the spec's environment. Runs the host's python3 and
 mount(8) before the chroot; nothing of it is left inside the container.
 
 SPEC: {"rootfs", "hostname", "argv", "env": {..}, "caps": [numbers],
-       "devices": ["/dev/fuse", ..],
+       "devices": ["/dev/fuse", ..], "read_only": bool,
        "volumes": [{"source", "target", "propagation": "rshared"|"rslave"|"private"}]}
 """
 import ctypes
@@ -59,6 +59,8 @@ def setup(spec):
         # (a FUSE mount left by an earlier sidecar) comes with it.
         mount("--rbind", v["source"], target)
         mount(f"--make-{v['propagation']}", target)
+    if spec.get("read_only"):  # `--read-only`: the volumes and /dev stay writable
+        mount("-o", "remount,bind,ro", root)
     name = spec["hostname"].encode()
     if libc.sethostname(name, len(name)) != 0:
         raise OSError(ctypes.get_errno(), "sethostname")

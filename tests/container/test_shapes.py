@@ -10,6 +10,10 @@ namespaces) forming one cluster in each:
   shared volume (`--mirror DIR --no-mount`), the application reads them and
   registers through `regfs --mirror`.
 
+The sidecar and Fargate daemons run with a read-only root filesystem
+(`--read-only`, readOnlyRootFilesystem): all they write is the state volume,
+the shared volume and the mount.
+
 The application is busybox from the image: `httpd` serves a page naming its
 container, `cat` reads the registry, `wget` calls the endpoint it read.
 """
@@ -49,7 +53,7 @@ def call(container, path):
 # the ECS in-task file does): regfsd in the background, the service started by
 # `regfs run` once the mount is up. Bounded: 300 polls of 0.1 s.
 TASK_COMMAND = (
-    "mkdir -p /srv && echo hello from $HOSTNAME >/srv/index.html && regfsd & "
+    "mkdir -p /srv && echo hello from $HOSTNAME >/srv/index.html; regfsd & "
     "i=0; while [ ! -r /registry/.metrics ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
     "exec regfs run --name web-$SIDE --port 8080 --check http:/ -- httpd -f -p 8080 -h /srv")
 
@@ -110,7 +114,7 @@ def test_sidecar(lab):
     h1, h2 = lab.host(), lab.host()
     shared = lab.volume("registry-a", shared=True)
     state = lab.volume("state-a")
-    sidecar_spec = dict(caps=TASK_CAPS, devices=FUSE,
+    sidecar_spec = dict(caps=TASK_CAPS, devices=FUSE, read_only=True,
                         volumes=[(shared, "/shared", "rshared"), (state, "/var/lib/regfs", "private")],
                         env={"REGFS_MOUNT": "/shared/registry", **KEY})
     side = lab.container("side-a", h1, **sidecar_spec)
@@ -168,8 +172,10 @@ def test_fargate_mirror(lab):
                "REGFS_CHECK_INTERVAL": "1s", **KEY}
         if i > 0:
             env["REGFS_JOIN"] = f"{hosts[0].ip}:{PORT}"
-        daemons.append(lab.container(f"fargate-{x}", h, caps=DEFAULT_CAPS,
-                                     volumes=[(vol, "/shared", "rslave")], env=env))
+        state = lab.volume(f"state-{x}")
+        daemons.append(lab.container(f"fargate-{x}", h, caps=DEFAULT_CAPS, read_only=True,
+                                     volumes=[(vol, "/shared", "rslave"),
+                                              (state, "/var/lib/regfs", "private")], env=env))
         apps.append(lab.container(
             f"app-{x}", h, caps=[], volumes=[(vol, "/shared", "rslave")],
             env={"REGFS_MIRROR": "/shared/registry"},
