@@ -242,7 +242,10 @@ std::string ClusterDriver::metrics_text() const {
   counter("net_streams_refused_total", "TCP exchanges closed at a connection limit.", t.streams_refused);
   counter("net_stream_timeouts_total", "TCP exchanges that did not complete in time.", t.stream_timeouts);
   counter("net_accept_errors_total", "TCP accepts that failed (e.g. out of descriptors).", t.accept_errors);
+  counter("net_keyring_reloads_total", "Keyrings re-read from --key-file on SIGHUP.",
+          t.keyring_reloads);
   out.gauge("regfs_net_streams_open", "Inbound TCP exchanges in progress.", t.streams_open);
+  out.gauge("regfs_net_keys", "Keys in the keyring (0: frames in the clear).", transport_->keys());
   out.gauge("regfs_cluster_members", "Members alive or suspect, this node included.",
             core_.live_members());
   return out.take();

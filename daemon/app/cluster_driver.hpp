@@ -40,6 +40,11 @@ class ClusterDriver {
   // Leaves the cluster, keeps gossiping briefly so peers hear it, then calls `done`.
   void leave(std::function<void()> done);
 
+  // Rotates keys without a restart (Transport::replace_keyring).
+  Status replace_keyring(transport::Keyring keyring) {
+    return transport_->replace_keyring(std::move(keyring));
+  }
+
   std::vector<MemberView> members() const;
   std::string metrics_text() const;
 

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <functional>
 #include <optional>
 #include <random>
 #include <cstdio>
@@ -257,6 +258,25 @@ int run(const regfs::Options& opt) {
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (!ec) shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
   });
+  // SIGHUP re-reads --key-file: keys rotate without a restart
+  // (docs/SECURITY.md). A file that does not load changes nothing.
+  boost::asio::signal_set hangups(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangups.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec || stopping) return;
+      if (opt.key_file.empty()) {
+        spdlog::warn("SIGHUP: no --key-file to re-read");
+      } else if (auto loaded = transport::Keyring::load(opt.key_file); !loaded) {
+        spdlog::error("SIGHUP: --key-file: {}; the keyring is unchanged", loaded.error().detail);
+      } else if (auto st = cluster->replace_keyring(std::move(*loaded)); !st.ok()) {
+        spdlog::error("SIGHUP: {}; the keyring is unchanged", st.error().detail);
+      } else {
+        spdlog::info("SIGHUP: keyring re-read from {}", opt.key_file);
+      }
+      on_hangup();
+    });
+  };
+  on_hangup();
   std::signal(SIGPIPE, SIG_IGN);
 
   spdlog::info("node {} (generation {}) serving {}{} with {} restored service(s); advertise {}",

@@ -188,6 +188,15 @@ void Transport::send_packets(std::vector<Datagram> batch) {
   for (std::size_t i = done; i < sealed.size(); ++i) queue_sealed(to[i], std::move(sealed[i]));
 }
 
+Status Transport::replace_keyring(Keyring keyring) {
+  if (!keyring_) {
+    return Error{Errc::io, "this daemon started without a key: restart it with one"};
+  }
+  keyring_ = std::move(keyring);
+  ++stats_.keyring_reloads;
+  return ok_status();
+}
+
 void Transport::close() {
   if (closed_) return;
   closed_ = true;

@@ -66,6 +66,7 @@ struct TransportStats {
   std::uint64_t stream_timeouts = 0;  // inbound exchanges that ran out of time
   std::uint64_t accept_errors = 0;    // accepts that failed (EMFILE, ENFILE, ENOBUFS ...)
   std::uint64_t streams_open = 0;     // inbound exchanges in progress now
+  std::uint64_t keyring_reloads = 0;  // keyrings replaced while running
 };
 
 struct StreamLimits {
@@ -115,6 +116,13 @@ class Transport {
   void send_packets(std::vector<Datagram> batch);
   void send_stream(const std::string& to, std::vector<std::uint8_t> frame);
   void close();
+
+  // Seals with `keyring` from now on and opens with its keys only: how keys
+  // rotate without a restart (keyring.hpp). Refused when the transport runs
+  // without a key: adding one changes the frames' format, so it takes a restart.
+  Status replace_keyring(Keyring keyring);
+  // Keys in the keyring (0: none, frames in the clear).
+  std::size_t keys() const { return keyring_ ? keyring_->size() : 0; }
 
   const TransportStats& stats() const { return stats_; }
 

@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -296,3 +297,80 @@ def test_a_partition_longer_than_death_heals_fast_and_resurrects_nothing(cluster
     assert resurrected == [], f"removed registration served again: {resurrected[:10]}"
     assert set(merged) == set(names), f"never merged: {set(names) - set(merged)}"
     assert max(merged.values()) <= 10, merged
+
+
+def _keygen():
+    return subprocess.run([REGFS, "keygen"], capture_output=True, text=True, check=True).stdout
+
+
+def test_keys_rotate_live_with_no_false_death_and_no_lost_registration(cluster):
+    """The procedure of docs/SECURITY.md on five running daemons, one SIGHUP at a
+    time: the new key second everywhere, then first everywhere, then the old one
+    dropped. Throughout, every node reads every node's registration and holds
+    every member alive, and no frame fails authentication. A node that takes a
+    key the others do not know (the wrong order) is caught by the same counters."""
+    hosts = cluster(5)
+    names = [h.name for h in hosts]
+    assert wait_until(lambda: all_alive(hosts, names), 15)
+    for h in hosts:
+        h.write(f"svc-{h.name}", f"{h.ip}:80 check=none\n")
+    for h in hosts:
+        assert wait_until(lambda: all(visible(h, f"svc-{n}", f"10.77.0.{10 + i}:80")
+                                      for i, n in enumerate(names, 1)), 10), h.name
+
+    failures = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for h in hosts:
+                for i, n in enumerate(names, 1):
+                    if not visible(h, f"svc-{n}", f"10.77.0.{10 + i}:80"):
+                        failures.append((h.name, f"svc-{n}"))
+                states = h.members()
+                failures.extend((h.name, m, s) for m, s in states.items() if s != "alive")
+            stop.wait(0.05)
+
+    auth_before = sum(h.metric("regfs_net_auth_failures_total") for h in hosts)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with open(cluster.key) as f:
+            old = f.read().strip()
+        new = _keygen().strip()
+        for step, ring in enumerate(([old, new], [new, old], [new]), 1):
+            with open(cluster.key, "w") as f:
+                f.write("\n".join(ring) + "\n")
+            for h in hosts:
+                h.proc.send_signal(signal.SIGHUP)
+                assert wait_until(
+                    lambda: h.metric("regfs_net_keyring_reloads_total") == step, 5), h.name
+                assert h.metric("regfs_net_keys") == len(ring)
+                # Traffic sealed and opened under the new ring before the next host.
+                sent = h.metric("regfs_net_packets_out_total")
+                assert wait_until(lambda: h.metric("regfs_net_packets_out_total") > sent + 5, 5)
+        # A key file that does not load changes nothing.
+        with open(cluster.key, "w") as f:
+            f.write("not a key\n")
+        hosts[0].proc.send_signal(signal.SIGHUP)
+        log = os.path.join(hosts[0].dir, "regfsd.log")
+        assert wait_until(lambda: "the keyring is unchanged" in open(log).read(), 5)
+        assert hosts[0].metric("regfs_net_keyring_reloads_total") == 3
+        assert hosts[0].metric("regfs_net_keys") == 1
+        sent = hosts[0].metric("regfs_net_packets_out_total")
+        assert wait_until(lambda: hosts[0].metric("regfs_net_packets_out_total") > sent + 20, 5)
+    finally:
+        stop.set()
+        watcher.join()
+    auth_after = sum(h.metric("regfs_net_auth_failures_total") for h in hosts)
+    assert failures == [], failures[:20]
+    assert auth_after == auth_before, (auth_before, auth_after)
+
+    # The wrong order: one node seals with a key nobody else holds yet. The
+    # others refuse its frames, which the counters show at once.
+    with open(cluster.key, "w") as f:
+        f.write(_keygen())
+    hosts[4].proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: hosts[4].metric("regfs_net_keyring_reloads_total") == 4, 5)
+    assert wait_until(lambda: sum(h.metric("regfs_net_auth_failures_total")
+                                  for h in hosts[:4]) > auth_after, 10)

@@ -256,3 +256,28 @@ TEST_CASE("stream bodies being received are bounded in all") {
   REQUIRE(run_until(io, [&] { return b.got.size() == 1; }));
   CHECK(b.got[0].frame == bytes("small"));
 }
+
+TEST_CASE("a replaced keyring seals from the next frame on; a keyless transport refuses one") {
+  asio::io_context io;
+  const std::string old_key = Keyring::generate_key(), new_key = Keyring::generate_key();
+  Peer a(io, ring({old_key})), b(io, ring({old_key, new_key}));
+  a.t->send_packet(b.addr(), bytes("under the old key"));
+  REQUIRE(run_until(io, [&] { return b.got.size() == 1; }));
+
+  REQUIRE(a.t->replace_keyring(ring({new_key})).ok());
+  CHECK(a.t->stats().keyring_reloads == 1);
+  CHECK(a.t->keys() == 1);
+  a.t->send_packet(b.addr(), bytes("under the new key"));
+  REQUIRE(run_until(io, [&] { return b.got.size() == 2; }));
+  CHECK(b.got[1].frame == bytes("under the new key"));
+  // b dropped the new key: a's frames no longer open there.
+  REQUIRE(b.t->replace_keyring(ring({old_key})).ok());
+  a.t->send_packet(b.addr(), bytes("refused"));
+  REQUIRE(run_until(io, [&] { return b.t->stats().auth_failures == 1; }));
+  CHECK(b.got.size() == 2);
+
+  Peer clear(io, std::nullopt);
+  CHECK_FALSE(clear.t->replace_keyring(ring({new_key})).ok());
+  CHECK(clear.t->keys() == 0);
+  CHECK(clear.t->stats().keyring_reloads == 0);
+}
