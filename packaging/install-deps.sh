@@ -13,6 +13,7 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14
   python3-yaml python3-botocore python3-kubernetes docker-compose
   buildah busybox-static
+  tshark
 )
 
 missing=()

@@ -63,7 +63,8 @@ class Host:
         return sh("nsenter", f"--net=/run/netns/{self.name}", *cmd, check=check)
 
     def start(self, key_file, join, *extra, own_mounts=False):
-        """Starts the daemon in the node's network namespace. With own_mounts
+        """Starts the daemon in the node's network namespace (without a key,
+        `key_file` None, in the clear: --insecure). With own_mounts
         it runs under `ip netns exec`, which gives it the namespace's
         /etc/netns/NAME files (resolv.conf) and a private mount namespace: its
         mount is then reached through /proc/PID/root."""
@@ -71,7 +72,8 @@ class Host:
                  else ["nsenter", f"--net=/run/netns/{self.name}"])
         cmd = [*enter, REGFSD, "--mount", self.mount,
                "--state-dir", self.state, "--node-name", self.name, "--bind", f"{self.ip}:{PORT}",
-               "--advertise", self.ip, "--key-file", key_file, *extra]
+               "--advertise", self.ip,
+               *(["--key-file", key_file] if key_file else ["--insecure"]), *extra]
         for j in join:
             cmd += ["--join", j]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,

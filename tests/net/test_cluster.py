@@ -3,6 +3,7 @@ import errno
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -374,3 +375,96 @@ def test_keys_rotate_live_with_no_false_death_and_no_lost_registration(cluster):
     assert wait_until(lambda: hosts[4].metric("regfs_net_keyring_reloads_total") == 4, 5)
     assert wait_until(lambda: sum(h.metric("regfs_net_auth_failures_total")
                                   for h in hosts[:4]) > auth_after, 10)
+
+
+def _mark(hosts, pcap, token):
+    """Sends `token` towards every host until the capture file holds it from
+    each: the capture engine hands packets over in blocks, so a mark that is
+    in the file says everything before it on that interface is too."""
+    marker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def marked():
+        for h in hosts:
+            marker.sendto(f"{token} {h.name}".encode(), (h.ip, PORT))
+        if not os.path.exists(pcap):
+            return False
+        with open(pcap, "rb") as f:
+            data = f.read()
+        return all(f"{token} {h.name}".encode() in data for h in hosts)
+    try:
+        return wait_until(marked, 20)
+    finally:
+        marker.close()
+
+
+def _capture(hosts, pcap):
+    """tshark's capture engine (dumpcap, which writes the file) on every host's
+    side of its veth (a bridge's own device does not see what it forwards
+    between ports), gossip port only; started when a mark is in the file."""
+    cmd = ["dumpcap", "-q", "-f", f"port {PORT}", "-w", pcap]
+    for h in hosts:
+        cmd += ["-i", f"v{h.name}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _mark(hosts, pcap, "capture started") and proc.poll() is None
+    return proc
+
+
+def _story_on_the_wire(hosts, key, secrets, pcap):
+    """Starts `hosts` with distinctive node names under a capture, registers
+    distinctive services and endpoints, removes one; returns the capture's bytes."""
+    nodes, services, endpoints = secrets
+    cap = _capture(hosts, pcap)
+    try:
+        seed = f"{hosts[0].ip}:{PORT}"
+        for h, node in zip(hosts, nodes):
+            h.start(key, [seed], "--node-name", node)
+        assert wait_until(lambda: all(set(nodes) <= {m["name"] for m in h.status()["members"]
+                                                     if m["state"] == "alive"} for h in hosts), 15)
+        for h, service, endpoint in zip(hosts, services, endpoints):
+            h.write(service, f"{endpoint}:5432 check=none\n")
+        for h in hosts:
+            for service, endpoint in zip(services, endpoints):
+                assert wait_until(lambda: visible(h, service, f"{endpoint}:5432"), 10), h.name
+        os.unlink(hosts[0].path(services[0]))
+        for h in hosts:
+            assert wait_until(lambda: gone(h, services[0], f"{endpoints[0]}:5432"), 10), h.name
+    finally:
+        ended = _mark(hosts, pcap, "capture ends")
+        cap.send_signal(signal.SIGTERM)
+        cap.wait(20)
+        for h in hosts:
+            h.stop()
+    assert ended, "the capture did not take its end mark"
+    frames = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.number"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    with open(pcap, "rb") as f:
+        return len(frames), f.read()
+
+
+def test_the_wire_shows_no_service_endpoint_or_node_name_in_clear_text(cluster):
+    """A capture of the test network while keyed daemons join, register and remove
+    holds none of the names, endpoints or node names it carried; the same story
+    without a key (--insecure) shows every one, so the search does find them."""
+    hosts = []
+    for i in (31, 32, 33):
+        h = Host(i, cluster.base)
+        h.up()
+        cluster.hosts.append(h)
+        hosts.append(h)
+    secrets = ([f"node-quartz-{i}" for i in range(3)],
+               [f"ledger-payments-{i}" for i in range(3)],
+               [f"db-{i}.vault-internal.example" for i in range(3)])
+    words = [w for group in secrets for w in group]
+
+    frames, sealed = _story_on_the_wire(hosts, cluster.key, secrets,
+                                        os.path.join(cluster.base, "sealed.pcap"))
+    print(f"sealed capture: {frames} frames, {len(sealed)} bytes")
+    assert frames >= 30  # the story's traffic is in it
+    assert [w for w in words if w.encode() in sealed] == []
+
+    for h in hosts:
+        shutil.rmtree(h.state)  # the same story from the start
+    frames, clear = _story_on_the_wire(hosts, None, secrets, os.path.join(cluster.base, "clear.pcap"))
+    print(f"clear capture: {frames} frames, {len(clear)} bytes")
+    missing = [w for w in words if w.encode() not in clear]
+    assert missing == [], missing
