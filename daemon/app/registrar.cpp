@@ -128,7 +128,10 @@ fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& ser
   const Duration timeout = kind == fs::FileKind::wait ? config_.wait_timeout : config_.read_timeout;
   Suspect suspected;
   if (!suspect.empty() && config_.recheck_after > Duration::zero() && kind != fs::FileKind::all) {
-    suspected = Suspect{suspect, now - config_.recheck_after};
+    // What this node rendered: it parses (a text that does not suspects nothing).
+    if (auto endpoint = parse_endpoint(suspect)) {
+      suspected = Suspect{std::move(*endpoint), now - config_.recheck_after};
+    }
   }
   auto read = std::make_shared<Read>(Read{kind, service, now, now - config_.fresh,
                                           std::move(suspected), std::move(done), timers_.end(),

@@ -12,8 +12,7 @@ ReadPlan plan_one(const Service& svc, Time since, bool final, const Suspect& sus
     const std::size_t i = (svc.cursor + step) % n;
     const Instance& inst = svc.instances[i];
     const Verdict& v = inst.verdict;
-    const bool suspected =
-        !suspect.endpoint.empty() && to_string(inst.spec.endpoint) == suspect.endpoint;
+    const bool suspected = suspect.endpoint && inst.spec.endpoint == *suspect.endpoint;
     if (!v.current(suspected ? suspect_since : since)) {
       plan.check.push_back(i);
       if (suspected && v.current(since)) plan.reverify.push_back(i);

@@ -6,7 +6,7 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
+#include <optional>
 #include <vector>
 
 #include "registry.hpp"
@@ -28,8 +28,8 @@ struct ReadPlan {
 // says that endpoint failed the reader, so its verdict must be younger than
 // for the others (docs/INTERFACES.md, "Re-reads").
 struct Suspect {
-  std::string endpoint;  // as rendered ("host:port"); empty: no suspect
-  Time since{};          // the oldest verdict on it this read accepts
+  std::optional<Endpoint> endpoint;  // none: no suspect
+  Time since{};                      // the oldest verdict on it this read accepts
 };
 
 // One endpoint, walking the rotation from the service's cursor. Serves the

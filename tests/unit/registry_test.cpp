@@ -134,14 +134,14 @@ TEST_CASE("plan_one accepts only a recent verdict on the suspect of a re-read") 
   svc.instances[1].verdict.record(true, "ok", at(10));
 
   SECTION("a suspect with an older verdict is checked and another healthy one served") {
-    auto plan = plan_one(svc, at(0), false, Suspect{"10.0.0.1:80", at(50)});
+    auto plan = plan_one(svc, at(0), false, Suspect{*parse_endpoint("10.0.0.1:80"), at(50)});
     REQUIRE(plan.kind == ReadPlan::Kind::serve);
     CHECK(plan.serve.front() == 1);
     CHECK(plan.check == std::vector<std::size_t>{0});
     CHECK(plan.reverify == std::vector<std::size_t>{0});
   }
   SECTION("a suspect verdict younger than the suspect's window is served as any other") {
-    auto plan = plan_one(svc, at(0), false, Suspect{"10.0.0.1:80", at(10)});
+    auto plan = plan_one(svc, at(0), false, Suspect{*parse_endpoint("10.0.0.1:80"), at(10)});
     REQUIRE(plan.kind == ReadPlan::Kind::serve);
     CHECK(plan.serve.front() == 0);
     CHECK(plan.check.empty());
@@ -149,19 +149,19 @@ TEST_CASE("plan_one accepts only a recent verdict on the suspect of a re-read") 
   }
   SECTION("the only other instance unchecked: the read waits for both checks") {
     svc.instances[1].verdict = Verdict{};
-    auto plan = plan_one(svc, at(0), false, Suspect{"10.0.0.1:80", at(50)});
+    auto plan = plan_one(svc, at(0), false, Suspect{*parse_endpoint("10.0.0.1:80"), at(50)});
     CHECK(plan.kind == ReadPlan::Kind::wait);
     CHECK(plan.check == std::vector<std::size_t>{0, 1});
     CHECK(plan.reverify == std::vector<std::size_t>{0});
   }
   SECTION("a stale verdict on the suspect is a plain check, not a re-verification") {
-    auto plan = plan_one(svc, at(20), false, Suspect{"10.0.0.1:80", at(50)});
+    auto plan = plan_one(svc, at(20), false, Suspect{*parse_endpoint("10.0.0.1:80"), at(50)});
     CHECK(plan.kind == ReadPlan::Kind::wait);
     CHECK(plan.check == std::vector<std::size_t>{0, 1});
     CHECK(plan.reverify.empty());
   }
   SECTION("an endpoint no longer registered suspects nothing") {
-    auto plan = plan_one(svc, at(0), false, Suspect{"10.0.0.9:80", at(50)});
+    auto plan = plan_one(svc, at(0), false, Suspect{*parse_endpoint("10.0.0.9:80"), at(50)});
     REQUIRE(plan.kind == ReadPlan::Kind::serve);
     CHECK(plan.serve.front() == 0);
     CHECK(plan.check.empty());
