@@ -55,7 +55,7 @@ cleanup() {
   [[ -n $ctr ]] && "${bah[@]}" rm "$ctr" >/dev/null 2>&1
   # vfs layers are plain directories, but buildah may leave its run state mounted.
   umount -R "$work/run" 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 
@@ -164,7 +164,7 @@ ctr=$("${bah[@]}" from scratch)
   --env REGFS_BIND=0.0.0.0:7946 \
   --port 7946/udp --port 7946/tcp \
   --workingdir / --stop-signal SIGTERM \
-  --os linux --arch amd64 \
+  --os linux --arch "$(dpkg --print-architecture)" \
   --label org.opencontainers.image.title=regfs \
   --label org.opencontainers.image.version="$version" \
   --label org.opencontainers.image.description="regfs: a service registry as a FUSE filesystem" \
