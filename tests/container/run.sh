@@ -8,9 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export REGFS_BUILD=${REGFS_BUILD:-$root/build}
 if [[ -z ${REGFS_IMAGE:-} ]]; then
-  deb=$(ls "$REGFS_BUILD"/regfs_*.deb 2>/dev/null | head -1 || true)
+  deb=$(find "$REGFS_BUILD" -maxdepth 1 -name 'regfs_*.deb' | head -1)
   REGFS_IMAGE=$(REGFS_DEB=$deb "$root/packaging/image.sh")
 fi
-export REGFS_IMAGE=$(realpath "$REGFS_IMAGE")
+REGFS_IMAGE=$(realpath "$REGFS_IMAGE")
+export REGFS_IMAGE
 cd "$here"
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" .
