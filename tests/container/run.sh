@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export REGFS_BUILD=${REGFS_BUILD:-$root/build}
 if [[ -z ${REGFS_IMAGE:-} ]]; then
-  deb=$(find "$REGFS_BUILD" -maxdepth 1 -name 'regfs_*.deb' | head -1)
+  deb=$(find "$REGFS_BUILD" -maxdepth 1 -name 'regfs_*.deb' 2>/dev/null | head -1 || true)
   REGFS_IMAGE=$(REGFS_DEB=$deb "$root/packaging/image.sh")
 fi
 REGFS_IMAGE=$(realpath "$REGFS_IMAGE")
