@@ -33,6 +33,13 @@ std::optional<std::pair<asio::ip::address, std::uint16_t>> parse_addr(const std:
   error_code ec;
   const auto addr = asio::ip::make_address(parsed->host, ec);
   if (ec) return std::nullopt;
+  // An IPv6 zone that is not an interface's name is read as a number with
+  // atoi: past 2^31 it comes out as another zone (the text written back reads
+  // as yet another), so a zone is kept only when it reads back the same.
+  if (addr.is_v6() && addr.to_v6().scope_id() != 0) {
+    const auto again = asio::ip::make_address(addr.to_string(), ec);
+    if (ec || again != addr || addr.to_string().find('%') == std::string::npos) return std::nullopt;
+  }
   return std::make_pair(addr, parsed->port);
 }
 

@@ -5,10 +5,10 @@
 # finds go to a scratch directory, never into the repository; a crash, leak,
 # sanitizer report or failed property fails the step and leaves the
 # reproducer in build-fuzz/artifacts/.
-#   tests/fuzz/quick.sh [RUNS]   (default 30000 per target)
+#   tests/fuzz/quick.sh [RUNS]   (default 30000 per target; REGFS_FUZZ_BUILD: another build dir)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$root/build-fuzz
+build=${REGFS_FUZZ_BUILD:-$root/build-fuzz}
 runs=${1:-30000}
 targets=$("$root/tests/fuzz/build.sh" "$build")
 mkdir -p "$build/artifacts"

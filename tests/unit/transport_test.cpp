@@ -281,3 +281,15 @@ TEST_CASE("a replaced keyring seals from the next frame on; a keyless transport 
   CHECK(clear.t->keys() == 0);
   CHECK(clear.t->stats().keyring_reloads == 0);
 }
+
+// Found by tests/fuzz/join_file.cpp: a zone number past what atoi reads came
+// back as another zone.
+TEST_CASE("addresses: an IPv6 zone is kept, a zone number that does not fit is refused") {
+  const auto link = parse_addr("[fe80::1%1]:7946");
+  REQUIRE(link.has_value());
+  CHECK(link->first.to_v6().scope_id() == 1);
+  CHECK(parse_addr(format_addr(link->first, link->second)) == link);
+  CHECK_FALSE(parse_addr("[fe00::%55555555804389585:7]:4").has_value());
+  CHECK_FALSE(parse_addr("[fe80::1%2147483648]:1").has_value());
+  CHECK(parse_addr("10.0.0.7:7946").has_value());
+}

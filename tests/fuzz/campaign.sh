@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A fuzzing campaign: each target in turn runs EXECS executions (default
+# 10,000,000) with libFuzzer + ASan + UBSan, from its seed corpus and the
+# working corpus of earlier campaigns (build-fuzz/campaign/NAME/corpus, never
+# the repository). Prints per target the executions, executions per second,
+# libFuzzer's cov:/ft: and the line coverage of its decoder's files reached
+# by the working corpus (llvm-cov, from a build in build-fuzz-cov; COVERAGE=0
+# skips it). Any crash, leak, sanitizer report, failed property or timeout
+# fails the campaign; the reproducer stays in build-fuzz/campaign/NAME/.
+# Results go to build-fuzz/campaign/summary.txt as well. The machine is
+# shared: run it niced (docs/FUZZING.md).
+#   tests/fuzz/campaign.sh [EXECS] [TARGET...]      (default: every target)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$root/build-fuzz
+execs=${1:-10000000}
+shift || true
+all=$("$root/tests/fuzz/build.sh" "$build")
+targets=${*:-$all}
+out=$build/campaign
+mkdir -p "$out"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# The files whose code each target exists to cover.
+decoder_files() {
+  local d=$root/daemon
+  case $1 in
+    options) echo "$d/app/options.cpp" ;;
+    registration) echo "$d/core/instance.cpp $d/core/host_port.cpp" ;;
+    http_status) echo "$d/net/http_status.cpp" ;;
+    keyring) echo "$d/transport/keyring.cpp" ;;
+    join_file) echo "$d/transport/transport.cpp $d/core/host_port.cpp" ;;
+    wire_sealed) echo "$d/transport/keyring.cpp $d/transport/replay.cpp $d/transport/stream_in.cpp" ;;
+    wire_frame) echo "$d/cluster/codec.cpp $d/cluster/core.cpp $d/cluster/core_members.cpp $d/cluster/core_probe.cpp $d/cluster/core_sync.cpp $d/cluster/store.cpp" ;;
+    control) echo "$d/app/control.cpp" ;;
+    state_file) echo "$d/app/state_store.cpp $d/core/instance.cpp" ;;
+  esac
+}
+
+coverage() {  # NAME: line coverage of its decoder files by its working corpus
+  local name=$1 cov=$root/build-fuzz-cov work=$out/$1
+  if [[ ! -f $cov/build.ninja ]]; then
+    cmake -S "$root" -B "$cov" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DCMAKE_CXX_FLAGS="-fprofile-instr-generate -fcoverage-mapping" >/dev/null
+  fi
+  ninja -C "$cov" "fuzz_$name" >"$work/cov-build.log" 2>&1 || { echo "n/a (build failed)"; return; }
+  rm -f "$work"/cov-*.profraw
+  LLVM_PROFILE_FILE="$work/cov-%p.profraw" "$cov/tests/fuzz/fuzz_$name" "$work/corpus" \
+    "$root/tests/fuzz/corpus/$name" >/dev/null 2>&1 || true
+  llvm-profdata-14 merge -sparse "$work"/cov-*.profraw -o "$work/cov.profdata"
+  # shellcheck disable=SC2046
+  llvm-cov-14 report "$cov/tests/fuzz/fuzz_$name" -instr-profile="$work/cov.profdata" \
+    $(decoder_files "$name") >"$work/cov-report.txt"
+  awk '/^TOTAL/ {print "lines " $(NF-3) " of decoder files, functions " $(NF-6)}' "$work/cov-report.txt"
+}
+
+status=0
+for name in $targets; do
+  work=$out/$name
+  mkdir -p "$work/corpus"
+  log=$work/fuzz.log
+  start=$(date +%s.%N)
+  rc=0
+  "$build/tests/fuzz/fuzz_$name" -runs="$execs" -seed="${SEED:-1}" -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$work/" "$work/corpus" "$root/tests/fuzz/corpus/$name" >"$log" 2>&1 || rc=$?
+  end=$(date +%s.%N)
+  done_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  rate=$(awk -v n="${done_execs:-0}" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
+  covft=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
+  if [[ $rc -ne 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
+    found=$(ls "$work"/{crash,leak,oom,timeout}-* 2>/dev/null | tr '\n' ' ' || true)
+    line="$name: FAILED after ${done_execs:-?} execs (rc $rc); reproducer: $found log: $log"
+    status=1
+  else
+    lines=n/a
+    [[ ${COVERAGE:-1} == 1 ]] && lines=$(coverage "$name")
+    line=$(printf '%-13s %s execs, %s exec/s, %s, corpus %s files, %s' "$name" "$done_execs" "$rate" \
+      "$covft" "$(ls "$work/corpus" | wc -l)" "$lines")
+  fi
+  echo "$line"
+  echo "$(date -u +%FT%TZ) $line" >>"$out/summary.txt"
+done
+exit $status
