@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # What re-reads cost (docs/INTERFACES.md, Re-reads), against the same daemon
 # with them off and a tmpfs file, in one run:
-#   bench/reread.sh [SECONDS] [ITERATIONS]
+#   bench/reread.sh [SECONDS] [ITERATIONS] [CYCLES]
+# (REGFS_BUILD=DIR uses that build as it is instead of building.)
 # Two daemons with the default --fresh 1s: one with the default
 # --recheck-after 100ms, one with --recheck-after 0 (re-reads are plain reads).
 # Each holds `svc2` (two instances, loopback TCP servers) and `svc1` (one).
-# 1. Busy readers: 1 and then 4 processes open+read+close svc2 in a loop for
-#    SECONDS each; the checks they cost, per endpoint per second, from .metrics.
+# 1. Busy readers: 1 and then 4 processes open+read+close svc2 in a loop,
+#    SECONDS per daemon in five turns (the daemons take turns, so that a noisy
+#    stretch of the machine falls on both); the checks they cost, per endpoint
+#    per second, from .metrics.
 # 2. The latency of one open+read+close, the cases taking turns (read_bench).
+# 3. Calls after a crash (bench/reread_crash.py, CYCLES kills each): a client
+#    with the calling rule, other readers keeping the dead verdict fresh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-10}
 iterations=${2:-20000}
-"$root/packaging/build.sh" "$root/build" >/dev/null
-bin=$root/build
+cycles=${3:-20}
+bin=${REGFS_BUILD:-}
+if [[ -z $bin ]]; then
+  "$root/packaging/build.sh" "$root/build" >/dev/null
+  bin=$root/build
+fi
 
 work=$(mktemp -d /tmp/regfs-reread.XXXXXX)
 pids=()
@@ -66,29 +75,41 @@ done
 
 echo "## re-reads, $(date -u +%Y-%m-%d), $(nproc) cores"
 echo
-echo "Busy readers of svc2 (2 instances) for ${seconds} s each; checks per endpoint per second."
+rounds=5
+slice=$(awk -v s="$seconds" -v r="$rounds" 'BEGIN {printf "%.3f", s / r}')
+echo "Busy readers of svc2 (2 instances), ${seconds} s per daemon in ${rounds} turns of ${slice} s"
+echo "taking turns with the other daemon's; checks per endpoint per second."
 echo
 echo "| daemon | readers | reads/s | checks/endpoint/s | of them re-verifications | failed reads |"
 echo "|---|---|---|---|---|---|"
 for readers in 1 4; do
-  for m in on off; do
-    checks0=$(metric "$m" regfs_checks_total)
-    reverify0=$(metric "$m" regfs_reverify_checks_total)
-    out=()
-    for r in $(seq "$readers"); do
-      "$bin/bench/read_bench" --poll "$work/$m/svc2" "$seconds" >"$work/poll.$r" &
-      out+=($!)
+  declare -A reads=() secs=() failed=() checks=() reverify=()
+  for m in on off; do reads[$m]=0; secs[$m]=0; failed[$m]=0; checks[$m]=0; reverify[$m]=0; done
+  for _ in $(seq "$rounds"); do
+    for m in on off; do
+      checks0=$(metric "$m" regfs_checks_total)
+      reverify0=$(metric "$m" regfs_reverify_checks_total)
+      out=()
+      for r in $(seq "$readers"); do
+        "$bin/bench/read_bench" --poll "$work/$m/svc2" "$slice" >"$work/poll.$r" &
+        out+=($!)
+      done
+      wait "${out[@]}"
+      checks[$m]=$(( checks[$m] + $(metric "$m" regfs_checks_total) - checks0 ))
+      reverify[$m]=$(( reverify[$m] + $(metric "$m" regfs_reverify_checks_total) - reverify0 ))
+      read -r n t f < <(cat "$work"/poll.* | awk '{ n += $2; t = ($4 > t ? $4 : t); f += $6 } END {print n, t, f}')
+      reads[$m]=$(( reads[$m] + n ))
+      failed[$m]=$(( failed[$m] + f ))
+      secs[$m]=$(awk -v a="${secs[$m]}" -v b="$t" 'BEGIN {print a + b}')
+      rm -f "$work"/poll.*
     done
-    wait "${out[@]}"
-    checks=$(( $(metric "$m" regfs_checks_total) - checks0 ))
-    reverify=$(( $(metric "$m" regfs_reverify_checks_total) - reverify0 ))
-    cat "$work"/poll.* | awk -v m="$m" -v n="$readers" -v c="$checks" -v v="$reverify" '
-      { reads += $2; secs = ($4 > secs ? $4 : secs); failed += $6 }
-      END {
-        label = (m == "on") ? "recheck-after 100ms (default)" : "recheck-after 0 (off)"
-        printf "| %s | %d | %.0f | %.2f | %.2f | %d |\n", label, n, reads / secs, c / 2 / secs, v / 2 / secs, failed
-      }'
-    rm -f "$work"/poll.*
+  done
+  for m in on off; do
+    label="recheck-after 100ms (default)"
+    [[ $m == off ]] && label="recheck-after 0 (off)"
+    awk -v l="$label" -v n="$readers" -v r="${reads[$m]}" -v t="${secs[$m]}" -v c="${checks[$m]}" \
+      -v v="${reverify[$m]}" -v f="${failed[$m]}" \
+      'BEGIN {printf "| %s | %d | %.0f | %.2f | %.2f | %d |\n", l, n, r / t, c / 2 / t, v / 2 / t, f}'
   done
 done
 
@@ -101,3 +122,16 @@ echo "127.0.0.1:${ports[0]}" >/dev/shm/regfs-reread-ref
   --case "svc2, recheck-after 0 (off)" "$work/off/svc2" \
   --case "svc1 (1 instance, kernel cache), recheck-after 100ms" "$work/on/svc1"
 rm -f /dev/shm/regfs-reread-ref
+
+echo
+echo "Calls every 50 ms with the calling rule while the instance is killed and a new one"
+echo "registered, ${cycles} times (bench/reread_crash.py):"
+echo
+echo "| daemon | calls | failed | started after the new one was registered | of them more than 100 ms after |"
+echo "|---|---|---|---|---|"
+for m in on off; do
+  label="recheck-after 100ms (default)"
+  [[ $m == off ]] && label="recheck-after 0 (off)"
+  python3 "$root/bench/reread_crash.py" "$work/$m" "$cycles" |
+    awk -v l="$label" '{printf "| %s | %d | %d | %d | %d |\n", l, $4, $6, $8, $10}'
+done
