@@ -19,7 +19,7 @@ namespace {
 
 class Recorder : public fs::Backend {
  public:
-  Abandon answer(fs::FileKind, const std::string&, AnswerFn done) override {
+  Abandon answer(fs::FileKind, const std::string&, const std::string&, AnswerFn done) override {
     done(Error{Errc::not_found, "no reads here"});
     return {};
   }
@@ -31,7 +31,8 @@ class Recorder : public fs::Backend {
     last_service = service;
     last_body = std::string(text);
     last_append = append;
-    auto specs = is_removal(text) ? parse_removal(text, Limits{}) : parse_registration(text, Limits{});
+    auto specs =
+        is_removal(text) ? parse_removal(text, Limits{}) : parse_registration(text, Limits{});
     if (!specs) return specs.error();
     if (specs->empty()) return Error{Errc::invalid_line, "no endpoint in the write"};
     return ok_status();

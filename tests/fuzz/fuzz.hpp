@@ -9,12 +9,12 @@
 #include <string_view>
 
 // Aborts with the failed property; libFuzzer and the seed driver report it.
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
+#define FUZZ_CHECK(cond)                                                               \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
       std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
+      std::abort();                                                                    \
+    }                                                                                  \
   } while (0)
 
 namespace regfs::fuzz {

@@ -6,8 +6,8 @@
 // a verdict on a complete line does not change when more bytes arrive; and
 // every prefix of the input is need_more or has the same verdict (the
 // checker parses each time a read adds bytes).
-#include "fuzz.hpp"
 #include "net/http_status.hpp"
+#include "fuzz.hpp"
 
 using namespace regfs;
 using regfs::net::HttpStatus;

@@ -17,8 +17,9 @@ using namespace regfs::cluster;
 namespace {
 
 void put(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<std::uint8_t> with_mode(std::uint8_t mode, std::vector<std::uint8_t> rest) {
@@ -59,27 +60,35 @@ int main(int argc, char** argv) {
       {"incarnation-last", {Alive{peer, kInc, PeerAddr{"10.0.0.9:7946"}, 2}}},
       {"generation-last", {Dead{NodeId{"core", kMax}, 0, "peer", false}}},
       {"version-last", {Entry{peer, "api", kMax, {web}}}},
-      {"gossip-mix", {Alive{other, 1, PeerAddr{"10.0.0.4:7946"}, 0}, Entry{other, "db", 1, {v6}}, Ack{7, 0}}},
+      {"gossip-mix",
+       {Alive{other, 1, PeerAddr{"10.0.0.4:7946"}, 0}, Entry{other, "db", 1, {v6}}, Ack{7, 0}}},
   };
-  for (const auto& [name, ms] : packets) put(frames + name, encode_frame(Channel::packet, peer, ms));
+  for (const auto& [name, ms] : packets)
+    put(frames + name, encode_frame(Channel::packet, peer, ms));
   const std::vector<std::pair<std::string, std::vector<Message>>> streams = {
       {"sync-hello", {SyncHello{1, 2}}},
-      {"sync-state", {SyncState{1, {{peer, 1, MemberState::alive, {"10.0.0.2:7946"}, 3},
-                                    {other, 0, MemberState::dead, {"10.0.0.4:7946"}, 0}},
-                                   {{peer, 3, 3}, {core, 0, 0}}}}},
-      {"sync-state-reply", {SyncState{2, {{peer, 1, MemberState::suspect, {"10.0.0.2:7946"}, 3}}, {{peer, 2, 3}}}}},
+      {"sync-state",
+       {SyncState{1,
+                  {{peer, 1, MemberState::alive, {"10.0.0.2:7946"}, 3},
+                   {other, 0, MemberState::dead, {"10.0.0.4:7946"}, 0}},
+                  {{peer, 3, 3}, {core, 0, 0}}}}},
+      {"sync-state-reply",
+       {SyncState{2, {{peer, 1, MemberState::suspect, {"10.0.0.2:7946"}, 3}}, {{peer, 2, 3}}}}},
       {"origin-chunk", {chunk}},
       {"complete-last", {SyncState{2, {}, {{peer, kMax, kMax}}}}},
   };
-  for (const auto& [name, ms] : streams) put(frames + name, encode_frame(Channel::stream, peer, ms));
+  for (const auto& [name, ms] : streams)
+    put(frames + name, encode_frame(Channel::stream, peer, ms));
 
   // wire_sealed: see tests/fuzz/wire_sealed.cpp for the modes.
   transport::Key key{};
   for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i);
   const transport::Keyring ring({key});
   const auto frame = encode_frame(Channel::packet, peer, packets[0].second);
-  put(sealed + "raw-datagram", with_mode(0, ring.seal(transport::SealKind::packet, 1'700'000'000'000, frame)));
-  std::vector<std::uint8_t> stamped = {0, 0, 1, 0x8b, 0xcf, 0xe5, 0x68, 0, 5};  // a time, a byte to flip
+  put(sealed + "raw-datagram",
+      with_mode(0, ring.seal(transport::SealKind::packet, 1'700'000'000'000, frame)));
+  std::vector<std::uint8_t> stamped = {0,    0,    1, 0x8b, 0xcf,
+                                       0xe5, 0x68, 0, 5};  // a time, a byte to flip
   stamped.insert(stamped.end(), frame.begin(), frame.end());
   put(sealed + "datagram", with_mode(1, stamped));
   std::vector<std::uint8_t> inner = {0, 13};
@@ -91,13 +100,15 @@ int main(int argc, char** argv) {
   std::vector<std::uint8_t> bare = {0, 0, 0, static_cast<std::uint8_t>(inner.size())};
   bare.insert(bare.end(), inner.begin(), inner.end());
   put(sealed + "raw-unkeyed-exchange", with_mode(0, bare));
-  std::vector<std::uint8_t> v6_exchange = {0, 14, '[', ':', ':', '1', ']', ':', '7', '9', '4', '6', 'x', 'y', 'z', 'w'};
+  std::vector<std::uint8_t> v6_exchange = {0,   14,  '[', ':', ':', '1', ']', ':',
+                                           '7', '9', '4', '6', 'x', 'y', 'z', 'w'};
   put(sealed + "exchange-v6-bad-tail", with_mode(2, v6_exchange));
   put(sealed + "exchange-short", with_mode(2, {0}));
   // Replay window: stream, counter (2 bytes), time offset, clock advance.
-  put(sealed + "replays", with_mode(3, {0, 1, 0, 50, 1, 0, 1, 0, 50, 1, 0, 2, 0, 51, 0, 1, 1, 0, 50, 10,
-                                        2, 1, 0, 50, 10, 3, 1, 0, 50, 10, 4, 1, 0, 50, 10, 0, 1, 0, 50, 255,
-                                        0, 0, 4, 60, 0, 0, 1, 0, 50, 0, 5, 9, 9, 0x80, 0}));
+  put(sealed + "replays",
+      with_mode(3, {0,  1,   0, 50, 1,  0,  1, 0, 50, 1,  0,  2, 0, 51, 0,  1,    1, 0, 50,
+                    10, 2,   1, 0,  50, 10, 3, 1, 0,  50, 10, 4, 1, 0,  50, 10,   0, 1, 0,
+                    50, 255, 0, 0,  4,  60, 0, 0, 1,  0,  50, 0, 5, 9,  9,  0x80, 0}));
   std::printf("seeds written under %s\n", argv[1]);
   return 0;
 }

@@ -59,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!o.error().detail.empty());
     return 0;
   }
-  for (const Duration d : {o->fresh, o->read_timeout, o->wait_timeout, o->reap_after, o->check_interval,
-                           o->busy_poll, o->stall_timeout}) {
+  for (const Duration d : {o->fresh, o->read_timeout, o->wait_timeout, o->reap_after,
+                           o->check_interval, o->busy_poll, o->stall_timeout}) {
     check_duration(d);
   }
   FUZZ_CHECK(o->read_timeout > Duration::zero());

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cannot read %s\n", f.c_str());
       return 1;
     }
-    const std::vector<char> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const std::vector<char> bytes{std::istreambuf_iterator<char>(in),
+                                  std::istreambuf_iterator<char>()};
     // A copy of exactly its size, so that ASan sees a read past the end.
     std::vector<std::uint8_t> input(bytes.begin(), bytes.end());
     LLVMFuzzerTestOneInput(input.data(), input.size());

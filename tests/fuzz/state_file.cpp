@@ -72,7 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   constexpr std::uint64_t kFloor = 1000;
   auto first = store->next_generation(kFloor);
   if (!first.ok()) {  // the file held the largest generation there is
-    FUZZ_CHECK(first.error().code == Errc::io && first.error().detail.find("last generation") != std::string::npos);
+    FUZZ_CHECK(first.error().code == Errc::io &&
+               first.error().detail.find("last generation") != std::string::npos);
     return 0;
   }
   FUZZ_CHECK(*first >= kFloor);

@@ -37,13 +37,17 @@ void check_decoded(std::span<const std::uint8_t> bytes, const WireLimits& limits
     return;
   }
   const Frame& f = d.value();
-  FUZZ_CHECK(bytes.size() <= (f.channel == Channel::packet ? limits.max_packet : limits.max_stream));
+  FUZZ_CHECK(bytes.size() <=
+             (f.channel == Channel::packet ? limits.max_packet : limits.max_stream));
   std::size_t n = f.messages.size();
   for (const auto& m : f.messages) {
     n += elements(m);
-    if (const auto* e = std::get_if<Entry>(&m)) FUZZ_CHECK(e->instances.size() <= limits.max_instances);
-    if (const auto* s = std::get_if<SyncState>(&m)) FUZZ_CHECK(s->members.size() <= limits.max_members);
-    if (const auto* c = std::get_if<OriginChunk>(&m)) FUZZ_CHECK(c->items.size() <= limits.max_items);
+    if (const auto* e = std::get_if<Entry>(&m))
+      FUZZ_CHECK(e->instances.size() <= limits.max_instances);
+    if (const auto* s = std::get_if<SyncState>(&m))
+      FUZZ_CHECK(s->members.size() <= limits.max_members);
+    if (const auto* c = std::get_if<OriginChunk>(&m))
+      FUZZ_CHECK(c->items.size() <= limits.max_items);
   }
   FUZZ_CHECK(n <= limits.max_elements);
   FUZZ_CHECK(n <= bytes.size());
@@ -79,7 +83,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const NodeId peer{"peer", 400};
   const std::vector<Message> hello = {
       Alive{peer, 1, PeerAddr{"10.0.0.2:7946"}, 2},
-      Entry{peer, "api", 2, {InstanceSpec{Endpoint{"10.0.0.2", 8080}, Check{Check::Kind::http, "/h"}}}}};
+      Entry{peer,
+            "api",
+            2,
+            {InstanceSpec{Endpoint{"10.0.0.2", 8080}, Check{Check::Kind::http, "/h"}}}}};
   Time now{};
   node.handle(now, PeerAddr{"10.0.0.2:7946"}, encode_frame(Channel::packet, peer, hello));
   check_outgoing(node, limits);
@@ -93,7 +100,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_outgoing(node, limits);
   }
   const auto ahead = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(now.since_epoch + cfg.generation_ahead).count());
+      std::chrono::duration_cast<std::chrono::microseconds>(now.since_epoch + cfg.generation_ahead)
+          .count());
   FUZZ_CHECK(node.self().generation <= gen + ahead + node.stats().new_lives);
   for (const auto& m : node.members()) FUZZ_CHECK(m.id.generation <= gen + ahead + 1);
   for (const auto& [name, o] : node.store().origins()) FUZZ_CHECK(o.generation <= gen + ahead);

@@ -40,13 +40,16 @@ const Keyring& ring() {
   return r;
 }
 
-constexpr std::array<std::uint8_t, 16> kContext{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-constexpr std::array<std::uint8_t, 16> kOtherContext{2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+constexpr std::array<std::uint8_t, 16> kContext{1, 2,  3,  4,  5,  6,  7,  8,
+                                                9, 10, 11, 12, 13, 14, 15, 16};
+constexpr std::array<std::uint8_t, 16> kOtherContext{2, 2,  3,  4,  5,  6,  7,  8,
+                                                     9, 10, 11, 12, 13, 14, 15, 16};
 constexpr std::size_t kMaxFrame = 8u << 20;
 
 // Opened under the key: then it is a seal of that kind, and any altered
 // byte (here the tag's last) makes it fail.
-void check_genuine(SealKind kind, std::span<const std::uint8_t> in, std::span<const std::uint8_t> context) {
+void check_genuine(SealKind kind, std::span<const std::uint8_t> in,
+                   std::span<const std::uint8_t> context) {
   const auto label = peek_label(in);
   FUZZ_CHECK(label && label->kind == kind);
   std::vector<std::uint8_t> altered(in.begin(), in.end());
@@ -62,16 +65,19 @@ void raw(std::span<const std::uint8_t> in) {
   const std::size_t keyed = header_size(true);
   if (in.size() >= keyed) {
     const StreamHeader h = open_stream_header(&ring(), kContext, in.first(keyed), kMaxFrame);
-    if (h.fault != StreamFault::forged) check_genuine(SealKind::stream_header, in.first(keyed), kContext);
+    if (h.fault != StreamFault::forged)
+      check_genuine(SealKind::stream_header, in.first(keyed), kContext);
     const auto body = in.subspan(keyed);
-    if (open_stream_body(&ring(), kContext, {body.begin(), body.end()}).fault != StreamFault::forged) {
+    if (open_stream_body(&ring(), kContext, {body.begin(), body.end()}).fault !=
+        StreamFault::forged) {
       check_genuine(SealKind::stream_body, body, kContext);
     }
   }
   const std::size_t bare = header_size(false);
   if (in.size() >= bare) {
     const StreamHeader h = open_stream_header(nullptr, kContext, in.first(bare), kMaxFrame);
-    if (h.fault == StreamFault::none) FUZZ_CHECK(h.length >= 2 && h.length <= 2 + kMaxAddrBytes + kMaxFrame);
+    if (h.fault == StreamFault::none)
+      FUZZ_CHECK(h.length >= 2 && h.length <= 2 + kMaxAddrBytes + kMaxFrame);
     const auto body = in.subspan(bare);
     const StreamBody b = open_stream_body(nullptr, kContext, {body.begin(), body.end()});
     if (b.fault == StreamFault::none) {
@@ -114,10 +120,13 @@ void sealed_exchange(std::span<const std::uint8_t> plain) {
   } else {
     FUZZ_CHECK(h.fault == StreamFault::none && h.length == body.size());
   }
-  FUZZ_CHECK(open_stream_header(&ring(), kOtherContext, header, kMaxFrame).fault == StreamFault::forged);
-  FUZZ_CHECK(open_stream_header(&ring(), kContext, body.size() >= header.size()
-                                                       ? std::span(body).first(header.size())
-                                                       : std::span(body), kMaxFrame).fault != StreamFault::none);
+  FUZZ_CHECK(open_stream_header(&ring(), kOtherContext, header, kMaxFrame).fault ==
+             StreamFault::forged);
+  FUZZ_CHECK(open_stream_header(&ring(), kContext,
+                                body.size() >= header.size() ? std::span(body).first(header.size())
+                                                             : std::span(body),
+                                kMaxFrame)
+                 .fault != StreamFault::none);
   const StreamBody keyed = open_stream_body(&ring(), kContext, body);
   FUZZ_CHECK(open_stream_body(&ring(), kOtherContext, body).fault == StreamFault::forged);
   FUZZ_CHECK(open_stream_body(&ring(), kContext, header).fault == StreamFault::forged);
@@ -142,7 +151,8 @@ void replay_window(std::span<const std::uint8_t> in) {
     l.stream[0] = in[i] & 7;
     l.counter = std::uint64_t{in[i + 1]} | (std::uint64_t{in[i + 2]} << 8);
     const auto offset = static_cast<std::int8_t>(in[i + 3]);
-    l.time_ms = offset == -128 ? ~std::uint64_t{0} : now + static_cast<std::uint64_t>(offset * 20) - 1000;
+    l.time_ms =
+        offset == -128 ? ~std::uint64_t{0} : now + static_cast<std::uint64_t>(offset * 20) - 1000;
     const auto v = guard.admit(l, now);
     const bool within = l.time_ms + kTolerance >= now && l.time_ms <= now + kTolerance;
     if (v == ReplayGuard::Verdict::fresh) {
@@ -161,10 +171,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const auto in = fuzz::bytes(data, size).subspan(1);
   switch (data[0] % 4) {
-    case 0: raw(in); break;
-    case 1: sealed_datagram(in); break;
-    case 2: sealed_exchange(in); break;
-    default: replay_window(in);
+    case 0:
+      raw(in);
+      break;
+    case 1:
+      sealed_datagram(in);
+      break;
+    case 2:
+      sealed_exchange(in);
+      break;
+    default:
+      replay_window(in);
   }
   return 0;
 }
