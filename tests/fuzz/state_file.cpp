@@ -2,7 +2,8 @@
 // (daemon/app/state_store.hpp): a service file, DIR/services/web, and the
 // generation file, DIR/generation, written with the input's bytes into a
 // scratch directory (under /dev/shm when there is one: a tmpfs, where the
-// store's fsyncs cost nothing), then the real StateStore opens and loads it.
+// store's fsyncs cost nothing; removed at exit), then the real StateStore
+// opens and loads it.
 //
 // Input: the service file's content, then optionally a NUL and the
 // generation file's content.
@@ -15,6 +16,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <string>
@@ -32,6 +34,8 @@ const std::string& scratch() {
     const std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
     return base + "/regfs-fuzz-state-" + std::to_string(::getpid());
   }();
+  static const bool cleanup = [] { return std::atexit([] { std::filesystem::remove_all(dir); }) == 0; }();
+  (void)cleanup;
   return dir;
 }
 
