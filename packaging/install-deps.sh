@@ -14,6 +14,7 @@ packages=(
   python3-yaml python3-botocore python3-kubernetes docker-compose
   buildah busybox-static
   tshark
+  etcd-server etcd-client
 )
 
 missing=()

@@ -17,6 +17,8 @@
 #include "advertise.hpp"
 #include "core/host_port.hpp"
 #include "cluster_driver.hpp"
+#include "etcd_store.hpp"
+#include "peer_finder.hpp"
 #include "control.hpp"
 #include "loop_clock.hpp"
 #include "transport/keyring.hpp"
@@ -82,7 +84,8 @@ int run(const regfs::Options& opt) {
   // A malformed --bind leaves no host: not loopback here, refused by the transport.
   const auto bind_addr = HostPort::parse(opt.bind);
   const std::string bind_host = bind_addr ? bind_addr->host : std::string();
-  if (opt.key_file.empty() && !opt.insecure && !is_loopback_host(bind_host)) {
+  const bool gossip_store = opt.store != "etcd";
+  if (gossip_store && opt.key_file.empty() && !opt.insecure && !is_loopback_host(bind_host)) {
     spdlog::error("refusing to listen on {} without a key: give --key-file or --insecure", opt.bind);
     return kExitUsage;
   }
@@ -162,46 +165,63 @@ int run(const regfs::Options& opt) {
   registrar.add_sink(&filesystem);
   registrar.add_metrics([&filesystem] { return filesystem.metrics_text(); });
 
-  // The cluster: this node's gossip address is the advertise address and the bound port.
-  std::unique_ptr<ClusterDriver> cluster;
-  {
-    // Frames go to the driver once it exists; `cluster` outlives the
-    // transport, which the driver owns.
+  // The store (docs/DESIGN.md, Stores), chosen once: etcd, or the gossip
+  // cluster, whose peers a PeerFinder finds.
+  std::unique_ptr<Replicator> replicator;
+  etcd::EtcdStore* etcd_store = nullptr;
+  ClusterDriver* cluster = nullptr;  // frames reach the driver once it exists
+  std::unique_ptr<PeerFinder> finder;
+  if (!gossip_store) {
+    etcd::StoreConfig store_config;
+    store_config.members = opt.store_members;
+    store_config.prefix = opt.store_prefix;
+    store_config.node = config.name;
+    store_config.write_timeout = opt.store_timeout;
+    store_config.ttl = opt.store_ttl;
+    auto made = std::make_unique<etcd::EtcdStore>(io, registrar, store_config);
+    etcd_store = made.get();
+    replicator = std::move(made);
+  } else {
+    // `cluster` outlives the transport, which the driver owns.
     auto transport = transport::Transport::open(
         io, opt.bind, keyring, cluster::Config{}.wire.max_stream,
         [&cluster](const std::string& from, bool stream, std::span<const std::uint8_t> frame) {
-          if (cluster) cluster->deliver(from, stream, frame);
+          if (cluster != nullptr) cluster->deliver(from, stream, frame);
         });
     if (!transport) {
       spdlog::error("{}", transport.error().detail);
       return kExitStart;
     }
-    // Peers reach us at --advertise when given (behind NAT, say), else at the
-    // bound address, or at the address found from the interfaces when bound
-    // to every interface.
+    // This node's gossip address: peers reach us at --advertise when given
+    // (behind NAT, say), else at the bound address, or at the address found
+    // from the interfaces when bound to every interface.
     const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::";
     const std::string host = wildcard || !opt.advertise.empty() ? config.advertise : bind_host;
     const std::string gossip = HostPort{host, (*transport)->port()}.to_string();
     const cluster::NodeId self{config.name, config.generation};
     cluster::Config cluster_config;
     cluster_config.clock_generation = static_cast<std::uint64_t>(wall_us.count());
-    cluster = std::make_unique<ClusterDriver>(io, registrar, cluster_config, self, gossip,
-                                              std::move(*transport),
-                                              std::random_device{}() ^ config.generation);
-    cluster->on_new_life = [&store](std::uint64_t g) {
+    auto driver = std::make_unique<ClusterDriver>(io, registrar, cluster_config, self, gossip,
+                                                  std::move(*transport),
+                                                  std::random_device{}() ^ config.generation);
+    driver->on_new_life = [&store](std::uint64_t g) {
       if (auto recorded = store->next_generation(g); !recorded) {
         spdlog::error("state directory: {}", recorded.error().detail);
       }
     };
-    registrar.set_members([&cluster] { return cluster->members(); });
-    registrar.add_metrics([&cluster] { return cluster->metrics_text(); });
-    registrar.set_replicator([&cluster](const std::string& service,
-                                        const std::vector<InstanceSpec>& specs) {
-      cluster->set_service(service, specs);
-    });
-    cluster->start(opt.join);
+    cluster = driver.get();
+    finder = std::make_unique<PeerFinder>(
+        io, config.name, gossip, opt.join,
+        std::min<Duration>(cluster_config.rejoin_interval, seconds(10)),
+        [cluster](const std::string& addr) { cluster->join(addr); });
+    replicator = std::move(driver);
     spdlog::info("gossip on {} ({})", gossip, keyring ? "encrypted" : "no key: in the clear");
   }
+  registrar.set_replicator(replicator.get());  // hands it the restored registrations
+  registrar.add_metrics([&replicator] { return replicator->metrics_text(); });
+  if (etcd_store != nullptr) etcd_store->start();
+  if (cluster != nullptr) cluster->start();
+  if (finder) finder->start();
 
   std::unique_ptr<fs::Session> session;
   bool stopping = false;
@@ -213,7 +233,8 @@ int run(const regfs::Options& opt) {
     registrar.stop();
     checker.cancel_all();
     // Say goodbye so peers drop our instances at once, then stop.
-    cluster->leave([&io] { io.stop(); });
+    if (finder) finder->stop();
+    replicator->leave([&io] { io.stop(); });
   };
   if (!opt.no_mount) {
     auto mounted =
@@ -264,7 +285,7 @@ int run(const regfs::Options& opt) {
   std::function<void()> on_hangup = [&] {
     hangups.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec || stopping) return;
-      if (opt.key_file.empty()) {
+      if (opt.key_file.empty() || cluster == nullptr) {
         spdlog::warn("SIGHUP: no --key-file to re-read");
       } else if (auto loaded = transport::Keyring::load(opt.key_file); !loaded) {
         spdlog::error("SIGHUP: --key-file: {}; the keyring is unchanged", loaded.error().detail);

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <map>
 
+#include "core/host_port.hpp"
 #include "core/instance.hpp"
 
 namespace regfs {
@@ -54,6 +55,10 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--check-interval", {"REGFS_CHECK_INTERVAL", Kind::duration}},
       {"--busy-poll", {"REGFS_BUSY_POLL", Kind::duration}},
       {"--stall-timeout", {"REGFS_STALL_TIMEOUT", Kind::duration}},
+      {"--store", {"REGFS_STORE", Kind::text}},
+      {"--store-prefix", {"REGFS_STORE_PREFIX", Kind::text}},
+      {"--store-timeout", {"REGFS_STORE_TIMEOUT", Kind::duration}},
+      {"--store-ttl", {"REGFS_STORE_TTL", Kind::duration}},
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
@@ -88,6 +93,10 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--mirror") o.mirror = value;
   if (name == "--log-level") o.log_level = value;
   if (name == "--join") o.join.push_back(value);
+  if (name == "--store") return parse_store(value, o);
+  if (name == "--store-prefix") o.store_prefix = value;
+  if (name == "--store-timeout") return duration(o.store_timeout);
+  if (name == "--store-ttl") return duration(o.store_ttl);
   if (name == "--insecure") return flag(o.insecure);
   if (name == "--no-mount") return flag(o.no_mount);
   if (name == "--fresh") return duration(o.fresh);
@@ -121,6 +130,22 @@ Status validate(const Options& o) {
   if (o.read_timeout <= Duration::zero()) return usage_error("--read-timeout: must be positive");
   if (o.wait_timeout <= Duration::zero()) return usage_error("--wait-timeout: must be positive");
   if (o.check_interval <= Duration::zero()) return usage_error("--check-interval: must be positive");
+  if (!valid_store_prefix(o.store_prefix)) {
+    return usage_error("--store-prefix: " + shown(o.store_prefix) +
+                       " is not a key prefix (3-128 printable characters without blanks, starting"
+                       " and ending with '/')");
+  }
+  if (o.store_timeout < milliseconds(100) || o.store_timeout > seconds(60)) {
+    return usage_error("--store-timeout: between 100ms and 60s");
+  }
+  if (o.store == "etcd" && o.stall_timeout != Duration::zero() && o.store_timeout * 2 > o.stall_timeout) {
+    // A write waits for the store on the loop: it must not look like a stall.
+    return usage_error("--store-timeout: at most half of --stall-timeout");
+  }
+  if (o.store_ttl < seconds(2) || o.store_ttl > seconds(3600) ||
+      o.store_ttl != std::chrono::duration_cast<std::chrono::seconds>(o.store_ttl)) {
+    return usage_error("--store-ttl: whole seconds between 2s and 1h");
+  }
   if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
   if (o.stall_timeout != Duration::zero() && o.stall_timeout < milliseconds(100)) {
     return usage_error("--stall-timeout: at least 100ms (0 turns the watchdog off)");
@@ -129,6 +154,50 @@ Status validate(const Options& o) {
 }
 
 }  // namespace
+
+bool valid_store_prefix(std::string_view prefix) {
+  if (prefix.size() < 3 || prefix.size() > 128 || prefix.front() != '/' || prefix.back() != '/') {
+    return false;
+  }
+  for (const char c : prefix) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+Status parse_store(std::string_view url, Options& out) {
+  if (url == "gossip") {
+    out.store = "gossip";
+    out.store_members.clear();
+    return ok_status();
+  }
+  if (url.starts_with("https://") || url.starts_with("etcds://") || url.starts_with("etcd+https://")) {
+    return usage_error("--store: TLS to etcd is not supported yet (give etcd://HOST:PORT of a member"
+                       " serving plain HTTP, e.g. on loopback or a private network)");
+  }
+  constexpr std::string_view kScheme = "etcd://";
+  if (!url.starts_with(kScheme)) {
+    return usage_error("--store: " + shown(url) + " is neither 'gossip' nor etcd://HOST:PORT[,HOST:PORT...]");
+  }
+  std::vector<std::string> members;
+  std::string_view rest = url.substr(kScheme.size());
+  if (rest.empty()) return usage_error("--store: etcd:// names no member (etcd://HOST:PORT)");
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    auto hp = HostPort::parse(item, 1);
+    if (!hp || hp->host.empty() || (!valid_host(hp->host) && !hp->is_ipv6())) {
+      return usage_error("--store: " + shown(item) + " is not HOST:PORT (port 1-65535)");
+    }
+    if (members.size() >= 16) return usage_error("--store: at most 16 etcd members");
+    members.push_back(hp->to_string());
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  out.store = "etcd";
+  out.store_members = std::move(members);
+  return ok_status();
+}
 
 Result<Duration> parse_duration(std::string_view text) {
   double value = 0;
@@ -232,6 +301,10 @@ const char* options_usage() {
   --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
   --busy-poll DURATION       poll for the next request (default 50us) REGFS_BUSY_POLL
   --stall-timeout DURATION   abort the mount if the loop stalls (5s)  REGFS_STALL_TIMEOUT
+  --store URL                gossip (default) or etcd://HOST:PORT[,...] REGFS_STORE
+  --store-prefix PREFIX      etcd key prefix (default /regfs/)        REGFS_STORE_PREFIX
+  --store-timeout DURATION   a write's deadline at etcd (default 2s)  REGFS_STORE_TIMEOUT
+  --store-ttl DURATION       etcd lease time to live (default 10s)    REGFS_STORE_TTL
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL

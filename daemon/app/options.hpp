@@ -31,6 +31,12 @@ struct Options {
   Duration check_interval = seconds(5);
   Duration busy_poll = microseconds(50);  // see fs/session.hpp
   Duration stall_timeout = seconds(5);    // see fs/watchdog.hpp; zero: no watchdog
+  // --store: "gossip", or etcd with its members' HOST:PORT (store_members).
+  std::string store = "gossip";
+  std::vector<std::string> store_members;
+  std::string store_prefix = "/regfs/";
+  Duration store_timeout = seconds(2);  // a write's deadline at the store
+  Duration store_ttl = seconds(10);     // the etcd lease's time to live
   std::string mirror;
   bool no_mount = false;
   std::string log_level = "info";
@@ -48,6 +54,12 @@ Result<Options> parse_options(const std::vector<std::string>& args, const EnvLoo
 // nanosecond clock with room to add it to an instant.
 inline constexpr Duration kMaxDuration = seconds(10'000'000);
 Result<Duration> parse_duration(std::string_view text);
+
+// A --store value: "gossip", or "etcd://HOST:PORT[,HOST:PORT...]" (etcd's
+// JSON gateway over plain HTTP). Sets `store` and `store_members`.
+Status parse_store(std::string_view url, Options& out);
+// A --store-prefix: 3-128 printable ASCII bytes without blanks, starting and ending with '/'.
+bool valid_store_prefix(std::string_view prefix);
 
 const char* options_usage();
 

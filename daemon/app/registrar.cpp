@@ -97,12 +97,13 @@ fs::Backend::Abandon Registrar::answer(fs::FileKind kind, const std::string& ser
                                       const std::string& suspect, AnswerFn done) {
   const Time now = clock_.now();
   if (kind == fs::FileKind::status) {
-    NodeView view{config_.name, config_.generation, config_.advertise, {}};
-    if (members_) {
-      view.members = members_();
+    NodeView view{config_.name, config_.generation, config_.advertise, {}, {}};
+    if (replicator_ != nullptr) {
+      view.members = replicator_->members();
+      view.store = replicator_->store_view();
       // The cluster may have moved this node to a new life since it started.
       for (const auto& m : view.members) {
-        if (m.self) view.generation = m.generation;
+        if (m.self && m.generation != 0) view.generation = m.generation;
       }
     } else {
       view.members = {MemberView{config_.name, config_.bind, "alive", 0, config_.generation, true}};
@@ -359,6 +360,19 @@ Status Registrar::apply_own(const std::string& service, std::vector<InstanceSpec
   // nobody, and a restart brings back exactly what callers were told.
   if (auto st = store_.save(service, raw); !st) return st;
   const auto resolved = resolve(raw);
+  // Then the store, which may refuse (etcd unreachable): the state directory
+  // gets its previous content back, so nothing changed anywhere.
+  if (replicator_ != nullptr) {
+    if (auto st = replicator_->publish(service, resolved); !st) {
+      const auto it = own_.find(service);
+      if (auto undo = store_.save(service, it == own_.end() ? std::vector<InstanceSpec>{} : it->second);
+          !undo) {
+        spdlog::error("state directory: cannot restore {} after the store refused it: {}", service,
+                      undo.error().detail);
+      }
+      return st;
+    }
+  }
   if (raw.empty()) {
     own_.erase(service);
     spdlog::info("deregistered {}", service);
@@ -366,15 +380,15 @@ Status Registrar::apply_own(const std::string& service, std::vector<InstanceSpec
     spdlog::info("registered {}: {} instance(s)", service, raw.size());
     own_[service] = std::move(raw);
   }
-  if (replicate_) replicate_(service, resolved);
   if (registry_.replace(service, config_.name, resolved)) changed(service);
   rearm();
   return ok_status();
 }
 
-void Registrar::set_replicator(Replicator replicate) {
-  replicate_ = std::move(replicate);
-  for (const auto& [service, raw] : own_) replicate_(service, resolve(raw));
+void Registrar::set_replicator(Replicator* replicator) {
+  replicator_ = replicator;
+  if (replicator_ == nullptr) return;
+  for (const auto& [service, raw] : own_) replicator_->restore(service, resolve(raw));
 }
 
 void Registrar::apply_remote(const std::string& service, const std::string& origin,

@@ -21,6 +21,7 @@
 #include "core/registry.hpp"
 #include "core/render.hpp"
 #include "fs/backend.hpp"
+#include "replicator.hpp"
 #include "state_store.hpp"
 
 namespace regfs {
@@ -73,7 +74,7 @@ class Checker {
   virtual void check(const Endpoint& endpoint, const Check& check, Duration timeout, Done done) = 0;
 };
 
-class Registrar final : public fs::Backend {
+class Registrar final : public fs::Backend, public RemoteSink {
  public:
   // `clock`, `checker` and `store` must outlive the registrar.
   Registrar(Clock& clock, Checker& checker, StateStore& store, RegistrarConfig config);
@@ -93,15 +94,13 @@ class Registrar final : public fs::Backend {
 
   // Who is told of changes (the filesystem, the mirror). Each must outlive the registrar.
   void add_sink(fs::ChangeSink* sink) { sinks_.push_back(sink); }
-  // Told of every change to this node's own instances (resolved), to
-  // replicate them. Called for every restored service when set.
-  using Replicator = std::function<void(const std::string&, const std::vector<InstanceSpec>&)>;
-  void set_replicator(Replicator replicate);
-  // Another node's instances of `service`, as replicated (empty: none).
+  // The store told of every change to this node's own instances (resolved),
+  // and asked for .status.json's members and store state. Told of every
+  // restored service when set. Must outlive the registrar (or be reset to null).
+  void set_replicator(Replicator* replicator);
+  // RemoteSink: another node's instances of `service`, as replicated (empty: none).
   void apply_remote(const std::string& service, const std::string& origin,
-                    std::vector<InstanceSpec> instances);
-  // Where .status.json gets its members from (default: this node alone).
-  void set_members(std::function<std::vector<MemberView>()> source) { members_ = std::move(source); }
+                    std::vector<InstanceSpec> instances) override;
 
   // More Prometheus text for .metrics (other layers' counters).
   void add_metrics(std::function<std::string()> source) { metric_sources_.push_back(std::move(source)); }
@@ -153,8 +152,7 @@ class Registrar final : public fs::Backend {
   RegistrarConfig config_;
   std::vector<fs::ChangeSink*> sinks_;
   std::vector<std::function<std::string()>> metric_sources_;
-  Replicator replicate_;
-  std::function<std::vector<MemberView>()> members_;
+  Replicator* replicator_ = nullptr;
 
   Registry registry_;
   std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable

@@ -18,6 +18,12 @@ std::string render_status(const Registry& registry, const NodeView& node, Time n
   doc["node"] = node.name;
   doc["generation"] = node.generation;
   doc["advertise"] = node.advertise;
+  auto& store = doc["store"] = {{"kind", node.store.kind}, {"reachable", node.store.reachable}};
+  if (!node.store.endpoint.empty()) store["endpoint"] = node.store.endpoint;
+  if (!node.store.reachable) {
+    store["unreachable_since"] = node.store.unreachable_since;
+    store["unreachable_for_ms"] = node.store.unreachable_for_ms;
+  }
   auto& services = doc["services"] = nlohmann::ordered_json::object();
   for (const auto& [name, svc] : registry.services()) {
     auto& list = services[name] = nlohmann::ordered_json::array();

@@ -19,11 +19,22 @@ struct MemberView {
   bool self = false;
 };
 
+// The store that replicates the registry, as this node sees it.
+struct StoreView {
+  std::string kind = "gossip";  // gossip, etcd
+  bool reachable = true;
+  // While unreachable: since when (UTC, RFC 3339) and for how long.
+  std::string unreachable_since;
+  std::int64_t unreachable_for_ms = 0;
+  std::string endpoint;  // etcd: the member in use (or last tried)
+};
+
 struct NodeView {
   std::string name;
   std::uint64_t generation = 0;
   std::string advertise;
   std::vector<MemberView> members;
+  StoreView store;
 };
 
 // The document described in docs/INTERFACES.md, with a trailing newline.

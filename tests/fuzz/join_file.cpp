@@ -1,5 +1,5 @@
 // A join file read from a shared directory (`--join file:DIR`): the first
-// line is a peer's gossip address, read as daemon/app/cluster_driver.cpp's
+// line is a peer's gossip address, read as daemon/gossip/peer_finder.cpp's
 // file_sources() reads it (std::getline, then transport::parse_addr).
 //
 // Properties: an accepted address is an IP address and a port, and written

@@ -125,3 +125,51 @@ TEST_CASE("the default advertise address skips link-local interfaces while anoth
   CHECK(pick_advertise_address(only_link_local) == "169.254.1.1");
   CHECK(pick_advertise_address({}) == "127.0.0.1");
 }
+
+TEST_CASE("store: gossip by default, etcd members from an etcd:// URL") {
+  auto o = parse({});
+  REQUIRE(o.ok());
+  CHECK(o->store == "gossip");
+  CHECK(o->store_prefix == "/regfs/");
+  CHECK(o->store_ttl == seconds(10));
+  o = parse({"--store", "etcd://127.0.0.1:2379,[::1]:2380,etcd-2.internal:2379"});
+  REQUIRE(o.ok());
+  CHECK(o->store == "etcd");
+  CHECK(o->store_members ==
+        std::vector<std::string>{"127.0.0.1:2379", "[::1]:2380", "etcd-2.internal:2379"});
+  o = parse({}, {{"REGFS_STORE", "etcd://10.0.0.1:2379"}, {"REGFS_STORE_PREFIX", "/teams/a/"}});
+  REQUIRE(o.ok());
+  CHECK(o->store_members == std::vector<std::string>{"10.0.0.1:2379"});
+  CHECK(o->store_prefix == "/teams/a/");
+  o = parse({"--store", "gossip"}, {{"REGFS_STORE", "etcd://10.0.0.1:2379"}});
+  REQUIRE(o.ok());
+  CHECK(o->store == "gossip");
+  CHECK(o->store_members.empty());
+}
+
+TEST_CASE("store: bad URLs, prefixes and durations fail with a clear error") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--store", "consul://x:1"}, "neither 'gossip' nor etcd://"},
+      {{"--store", "etcd://"}, "names no member"},
+      {{"--store", "etcd://127.0.0.1"}, "is not HOST:PORT"},
+      {{"--store", "etcd://127.0.0.1:0"}, "is not HOST:PORT"},
+      {{"--store", "etcd://127.0.0.1:2379,"}, "is not HOST:PORT"},
+      {{"--store", "etcd://127.0.0.1:2379/v3"}, "is not HOST:PORT"},
+      {{"--store", "etcd://bad host:2379"}, "is not HOST:PORT"},
+      {{"--store", "https://127.0.0.1:2379"}, "TLS to etcd is not supported yet"},
+      {{"--store", "etcds://127.0.0.1:2379"}, "TLS to etcd is not supported yet"},
+      {{"--store-prefix", "regfs"}, "--store-prefix"},
+      {{"--store-prefix", "/a b/"}, "--store-prefix"},
+      {{"--store-prefix", "/"}, "--store-prefix"},
+      {{"--store-ttl", "1s"}, "--store-ttl"},
+      {{"--store-ttl", "2.5s"}, "--store-ttl"},
+      {{"--store-timeout", "10ms"}, "--store-timeout"},
+      {{"--store", "etcd://127.0.0.1:2379", "--store-timeout", "3s"}, "at most half of --stall-timeout"},
+  };
+  for (const auto& [args, expected] : cases) {
+    INFO(args[0] << " " << args[1] << (args.size() > 2 ? " " + args[2] : std::string()));
+    const auto o = parse(args);
+    REQUIRE_FALSE(o.ok());
+    CHECK_THAT(o.error().detail, Catch::Matchers::Contains(expected));
+  }
+}

@@ -55,6 +55,25 @@ struct Sink final : fs::ChangeSink {
   void service_changed(const std::string& service) override { changed.push_back(service); }
 };
 
+// Records what the registrar replicates; refuses publishes while `refuse` is set.
+struct RecordingReplicator final : Replicator {
+  explicit RecordingReplicator(std::vector<std::pair<std::string, std::size_t>>& out) : log(out) {}
+  std::vector<std::pair<std::string, std::size_t>>& log;
+  bool refuse = false;
+  void restore(const std::string& service, const std::vector<InstanceSpec>& specs) override {
+    log.emplace_back(service, specs.size());
+  }
+  Status publish(const std::string& service, const std::vector<InstanceSpec>& specs) override {
+    if (refuse) return Error{Errc::timed_out, "store unreachable"};
+    log.emplace_back(service, specs.size());
+    return ok_status();
+  }
+  std::vector<MemberView> members() const override { return {}; }
+  StoreView store_view() const override { return StoreView{}; }
+  std::string metrics_text() const override { return {}; }
+  void leave(std::function<void()> done) override { done(); }
+};
+
 // One read's outcome, once it has one.
 struct Outcome {
   std::optional<Result<fs::Answer>> got;
@@ -76,6 +95,7 @@ struct Fixture {
   TestChecker checker;
   Sink sink;
   std::vector<std::pair<std::string, std::size_t>> replicated;  // service, instances
+  RecordingReplicator replicator{replicated};
   std::vector<std::unique_ptr<Outcome>> outcomes;  // outlive the node, which may answer on stop
   std::unique_ptr<Registrar> node;
 
@@ -83,9 +103,7 @@ struct Fixture {
     node = std::make_unique<Registrar>(clock, checker, store, config);
     node->add_sink(&sink);
     REQUIRE(node->start().ok());
-    node->set_replicator([this](const std::string& service, const std::vector<InstanceSpec>& specs) {
-      replicated.emplace_back(service, specs.size());
-    });
+    node->set_replicator(&replicator);
   }
   static RegistrarConfig defaults() {
     RegistrarConfig c;
@@ -325,4 +343,34 @@ TEST_CASE("a re-read re-verifies the endpoint it was handed, at most once per re
     CHECK(g.read(fs::FileKind::one, "web", "10.0.0.1:80").content() == "10.0.0.1:80\n");
     CHECK(g.checker.calls.size() == 1);
   }
+}
+
+TEST_CASE("a write the store refuses changes nothing, in memory or on disk, and fails with its error") {
+  Fixture f;
+  REQUIRE(f.node->write("web", "10.0.0.1:80", false).ok());
+  f.replicated.clear();
+  f.sink.changed.clear();
+  f.replicator.refuse = true;
+  SECTION("replace") {
+    const auto st = f.node->write("web", "10.0.0.9:80", false);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::timed_out);
+  }
+  SECTION("add a service") {
+    REQUIRE_FALSE(f.node->write("db", "10.0.0.9:5432", false).ok());
+    CHECK(f.node->instance_count("db") == 0);
+  }
+  SECTION("remove") {
+    REQUIRE_FALSE(f.node->remove("web").ok());
+  }
+  CHECK(f.replicated.empty());
+  CHECK(f.sink.changed.empty());
+  REQUIRE(f.node->instance_count("web") == 1);
+  CHECK(f.node->registry().find("web")->instances[0].spec.endpoint.host == "10.0.0.1");
+  const auto loaded = *StateStore::open(f.dir.path.string())->load();
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded.at("web")[0].endpoint.host == "10.0.0.1");
+  f.replicator.refuse = false;
+  REQUIRE(f.node->write("web", "10.0.0.9:80", false).ok());
+  CHECK(f.replicated.size() == 1);
 }

@@ -1,17 +1,13 @@
-// Drives the pure cluster core on real sockets: delivers frames, ticks it at
-// its deadlines, sends what it returns, and applies what changed to the
-// daemon's registry (so the mount invalidates exactly those services).
+// The gossip store: drives the pure cluster core on real sockets. Delivers
+// frames, ticks it at its deadlines, sends what it returns, and applies what
+// changed to the daemon's registry through a RemoteSink (so the mount
+// invalidates exactly those services). Peers come from a PeerFinder
+// (peer_finder.hpp) through join().
 //
-// Also finds peers: HOST:PORT, dns:NAME[:PORT] (looked up again every
-// min(rejoin interval, 10 s)) and file:DIR (each daemon keeps DIR/<node-name> holding
-// its gossip address and reads the others'; files untouched for five
-// minutes are stale and ignored).
-//
-// Loop thread only. `registrar` and `io` must outlive the driver.
+// Loop thread only. `sink` and `io` must outlive the driver.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
@@ -21,32 +17,36 @@
 
 #include "cluster/core.hpp"
 #include "core/render.hpp"
-#include "registrar.hpp"
+#include "replicator.hpp"
 #include "transport/transport.hpp"
 
 namespace regfs {
 
-class ClusterDriver {
+class ClusterDriver final : public Replicator {
  public:
-  ClusterDriver(boost::asio::io_context& io, Registrar& registrar, cluster::Config config,
+  ClusterDriver(boost::asio::io_context& io, RemoteSink& sink, cluster::Config config,
                 cluster::NodeId self, std::string gossip_addr,
                 std::unique_ptr<transport::Transport> transport, std::uint64_t seed);
-  ~ClusterDriver();
+  ~ClusterDriver() override;
 
-  // Starts ticking and joining. `sources` are --join values.
-  void start(std::vector<std::string> sources);
-  // Replicates this node's instances of `service` (empty: removed).
-  void set_service(const std::string& service, const std::vector<InstanceSpec>& instances);
+  // Starts ticking.
+  void start();
+  // Joins through the member at `addr` (once per address; our own is ignored).
+  void join(const std::string& addr);
+
+  // Replicator. A change is taken at once: gossip acknowledges nothing.
+  void restore(const std::string& service, const std::vector<InstanceSpec>& instances) override;
+  Status publish(const std::string& service, const std::vector<InstanceSpec>& instances) override;
+  std::vector<MemberView> members() const override;
+  StoreView store_view() const override { return StoreView{}; }
+  std::string metrics_text() const override;
   // Leaves the cluster, keeps gossiping briefly so peers hear it, then calls `done`.
-  void leave(std::function<void()> done);
+  void leave(std::function<void()> done) override;
 
   // Rotates keys without a restart (Transport::replace_keyring).
   Status replace_keyring(transport::Keyring keyring) {
     return transport_->replace_keyring(std::move(keyring));
   }
-
-  std::vector<MemberView> members() const;
-  std::string metrics_text() const;
 
   // The transport's delivery callback target.
   void deliver(const std::string& from, bool stream, std::span<const std::uint8_t> frame);
@@ -59,27 +59,18 @@ class ClusterDriver {
  private:
   void pump();
   void schedule();
-  void refresh_sources();
-  void resolve_dns(const std::string& host, const std::string& port);
-  void file_sources(const std::string& dir);
-  void add_seed(const std::string& addr);
   // Logs datagrams refused for their time stamp since the last call.
   void warn_stale();
 
   boost::asio::io_context& io_;
-  Registrar& registrar_;
+  RemoteSink& sink_;
   cluster::Core core_;
   std::string gossip_addr_;
   std::unique_ptr<transport::Transport> transport_;
   boost::asio::steady_timer timer_;
   bool armed_ = false;  // timer_ waits for armed_for_
   Time armed_for_{};
-  boost::asio::steady_timer sources_timer_;
-  boost::asio::ip::tcp::resolver resolver_;
-  std::vector<std::string> sources_;
   std::set<std::string> seeds_;
-  std::vector<std::string> own_files_;  // file:DIR entries to remove on leave
-  Duration rejoin_;
   std::uint64_t suspicions_ = 0;  // members seen turning suspect
   std::uint64_t stale_seen_ = 0;  // transport's stale count at the last warn_stale()
   bool stopping_ = false;

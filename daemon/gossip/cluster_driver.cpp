@@ -1,11 +1,9 @@
 #include "cluster_driver.hpp"
 
-#include <boost/asio/ip/address.hpp>
-#include <filesystem>
-#include <fstream>
 #include <spdlog/spdlog.h>
 
 #include "core/prometheus.hpp"
+#include "registrar.hpp"  // steady_now
 
 namespace regfs {
 
@@ -15,45 +13,41 @@ namespace asio = boost::asio;
 static_assert(transport::kSealOverhead <= cluster::kSealReserve);
 
 namespace {
-constexpr auto kStaleFile = std::chrono::minutes(5);
 constexpr auto kLeaveLinger = std::chrono::milliseconds(300);
 }  // namespace
 
-ClusterDriver::ClusterDriver(asio::io_context& io, Registrar& registrar, cluster::Config config,
+ClusterDriver::ClusterDriver(asio::io_context& io, RemoteSink& sink, cluster::Config config,
                              cluster::NodeId self, std::string gossip_addr,
                              std::unique_ptr<transport::Transport> transport, std::uint64_t seed)
     : io_(io),
-      registrar_(registrar),
+      sink_(sink),
       core_(config, self, cluster::PeerAddr{gossip_addr}, seed, steady_now()),
       gossip_addr_(std::move(gossip_addr)),
       transport_(std::move(transport)),
-      timer_(io),
-      sources_timer_(io),
-      resolver_(io),
-      rejoin_(config.rejoin_interval) {
+      timer_(io) {
   transport_->set_advertised(gossip_addr_);
 }
 
 ClusterDriver::~ClusterDriver() {
   timer_.cancel();
-  sources_timer_.cancel();
   transport_->close();
 }
 
-void ClusterDriver::start(std::vector<std::string> sources) {
-  sources_ = std::move(sources);
-  refresh_sources();
-  pump();
+void ClusterDriver::start() { pump(); }
+
+void ClusterDriver::restore(const std::string& service, const std::vector<InstanceSpec>& instances) {
+  (void)publish(service, instances);
 }
 
-void ClusterDriver::set_service(const std::string& service,
-                                const std::vector<InstanceSpec>& instances) {
+Status ClusterDriver::publish(const std::string& service,
+                              const std::vector<InstanceSpec>& instances) {
   if (auto st = core_.set_service(steady_now(), service, instances); !st) {
     spdlog::warn("cluster: cannot replicate {}: {}", service, st.error().detail);
   }
   // A fresh rumor is due at once: send it now rather than from the timer.
   core_.tick(steady_now());
   pump();
+  return ok_status();
 }
 
 void ClusterDriver::deliver(const std::string& from, bool /*stream*/,
@@ -81,7 +75,7 @@ void ClusterDriver::pump() {
   for (const auto& change : events.services) {
     if (change.origin == core_.self().name) continue;
     const auto* specs = core_.instances(change.origin, change.service);
-    registrar_.apply_remote(change.service, change.origin,
+    sink_.apply_remote(change.service, change.origin,
                             specs != nullptr ? *specs : std::vector<InstanceSpec>{});
   }
   for (const auto& m : events.members) {
@@ -90,6 +84,7 @@ void ClusterDriver::pump() {
     spdlog::info("member {} ({}) is {} (incarnation {})", m.id.name, m.addr.value,
                  cluster::to_string(m.state), m.incarnation);
   }
+  warn_stale();
   if (!stopping_) schedule();
 }
 
@@ -112,7 +107,6 @@ void ClusterDriver::schedule() {
 }
 
 void ClusterDriver::leave(std::function<void()> done) {
-  for (const auto& f : own_files_) std::filesystem::remove(f);
   core_.leave(steady_now());
   pump();
   // Keep delivering and ticking briefly so the goodbye spreads.
@@ -120,41 +114,15 @@ void ClusterDriver::leave(std::function<void()> done) {
   linger->async_wait([this, linger, done = std::move(done)](const boost::system::error_code&) {
     stopping_ = true;
     timer_.cancel();
-    sources_timer_.cancel();
     transport_->close();
     done();
   });
 }
 
-void ClusterDriver::add_seed(const std::string& addr) {
-  if (addr == gossip_addr_ || !seeds_.insert(addr).second) return;
+void ClusterDriver::join(const std::string& addr) {
+  if (stopping_ || addr == gossip_addr_ || !seeds_.insert(addr).second) return;
   core_.join(steady_now(), {cluster::PeerAddr{addr}});
   pump();
-}
-
-void ClusterDriver::refresh_sources() {
-  for (const auto& source : sources_) {
-    if (source.starts_with("file:")) {
-      file_sources(source.substr(5));
-    } else if (source.starts_with("dns:")) {
-      std::string rest = source.substr(4);
-      std::string port = "7946";
-      if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
-        port = rest.substr(colon + 1);
-        rest.resize(colon);
-      }
-      resolve_dns(rest, port);
-    } else if (transport::parse_addr(source)) {
-      add_seed(source);
-    } else if (const auto colon = source.rfind(':'); colon != std::string::npos) {
-      resolve_dns(source.substr(0, colon), source.substr(colon + 1));  // HOST:PORT by name
-    }
-  }
-  warn_stale();
-  sources_timer_.expires_after(std::min<Duration>(rejoin_, seconds(10)));
-  sources_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !stopping_) refresh_sources();
-  });
 }
 
 void ClusterDriver::warn_stale() {
@@ -165,43 +133,6 @@ void ClusterDriver::warn_stale() {
                t.stale - stale_seen_, t.last_stale_from, t.last_stale_skew_ms,
                transport::kClockToleranceMs);
   stale_seen_ = t.stale;
-}
-
-void ClusterDriver::resolve_dns(const std::string& host, const std::string& port) {
-  resolver_.async_resolve(host, port, [this, host](const boost::system::error_code& ec,
-                                                   const asio::ip::tcp::resolver::results_type& r) {
-    if (ec) {
-      spdlog::debug("join: cannot resolve {}: {}", host, ec.message());
-      return;
-    }
-    for (const auto& entry : r) {
-      add_seed(transport::format_addr(entry.endpoint().address(), entry.endpoint().port()));
-    }
-  });
-}
-
-void ClusterDriver::file_sources(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const std::string mine = dir + "/" + core_.self().name;
-  {
-    const std::string tmp = mine + ".tmp";
-    std::ofstream(tmp) << gossip_addr_ << "\n";
-    fs::rename(tmp, mine, ec);  // rewriting keeps our file fresh
-    if (std::find(own_files_.begin(), own_files_.end(), mine) == own_files_.end()) {
-      own_files_.push_back(mine);
-    }
-  }
-  const auto now = fs::file_time_type::clock::now();
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (!entry.is_regular_file() || entry.path() == mine || entry.path().extension() == ".tmp") continue;
-    if (now - entry.last_write_time(ec) > kStaleFile) continue;
-    std::ifstream in(entry.path());
-    std::string addr;
-    std::getline(in, addr);
-    if (transport::parse_addr(addr)) add_seed(addr);
-  }
 }
 
 std::vector<MemberView> ClusterDriver::members() const {
