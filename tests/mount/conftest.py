@@ -50,11 +50,12 @@ class Daemon:
         self.mount = os.path.join(base, "mnt")
         self.state = os.path.join(base, "state")
         self.args = list(args)
+        self.wrap = []  # a command the daemon runs under (e.g. unshare)
         self.proc = None
         self.log = os.path.join(base, "regfsd.log")
 
     def start(self, *extra):
-        cmd = [REGFSD, "--mount", self.mount, "--state-dir", self.state,
+        cmd = [*self.wrap, REGFSD, "--mount", self.mount, "--state-dir", self.state,
                "--node-name", "n1", "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0",
                *self.args, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import read, wait_until, write
 
 # A client that reads the service once per line on stdin, each read from a new
@@ -27,9 +29,9 @@ for _ in sys.stdin:
 
 
 class Client:
-    def __init__(self, path):
-        self.proc = subprocess.Popen([sys.executable, "-c", CLIENT, path], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+    def __init__(self, path, wrap=()):
+        self.proc = subprocess.Popen([*wrap, sys.executable, "-c", CLIENT, path],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def read(self):
         self.proc.stdin.write("\n")
@@ -55,13 +57,30 @@ def verdict_age_ms(d, service, endpoint):
     return None
 
 
-def test_the_re_read_after_a_crash_hands_out_the_new_instance(make_daemon, servers):
+# Where the reader runs: beside the daemon; in a PID namespace below the
+# daemon's (it sees the reader's pid); and beside a daemon in a PID namespace of
+# its own, which sees no reader's pid (all come as pid 0: one process).
+PLACES = {
+    "same namespace": ((), ()),
+    "reader in a child pid namespace": ((), ("unshare", "--pid", "--fork", "--kill-child")),
+    "daemon in its own pid namespace": (("unshare", "--pid", "--fork", "--kill-child=SIGTERM"), ()),
+}
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_the_re_read_after_a_crash_hands_out_the_new_instance(make_daemon, servers, place):
+    daemon_wrap, reader_wrap = PLACES[place]
     # A long freshness window and no background checks: only a re-read can
     # find out, within the window, that the old instance died.
-    d = make_daemon("--fresh", "10s", "--check-interval", "60s", "--read-timeout", "1s")
+    args = ("--fresh", "10s", "--check-interval", "60s", "--read-timeout", "1s")
+    d = make_daemon(*args)
+    if daemon_wrap:
+        d.stop()
+        d.wrap = list(daemon_wrap)
+        d.start()
     old = servers()
     write(d.path("gateway"), f"{old.endpoint} check=http:/health")
-    client = Client(d.path("gateway"))
+    client = Client(d.path("gateway"), reader_wrap)
     try:
         assert client.read() == old.endpoint  # checked healthy now, fresh for 10 s
         # The move: the old instance is killed; the new one is registered (and
