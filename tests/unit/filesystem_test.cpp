@@ -9,6 +9,8 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "fs/filesystem.hpp"
@@ -216,4 +218,57 @@ TEST_CASE("shutdown answers parked lookups before it waits for the invalidations
     CHECK(g_invalidations == 1);
   }
   fs.set_notifier(nullptr);
+}
+
+TEST_CASE("Readers: the last endpoint per process and service, the least recently used dropped") {
+  Readers readers;
+  CHECK(readers.last(7, "web").empty());
+  readers.handed(7, "web", "10.0.0.1:80");
+  readers.handed(7, "web", "10.0.0.2:80");
+  readers.handed(8, "web", "10.0.0.3:80");
+  CHECK(readers.last(7, "web") == "10.0.0.2:80");
+  CHECK(readers.last(8, "web") == "10.0.0.3:80");
+  CHECK(readers.last(7, "api").empty());
+  // Full: each new pair drops the pair handed out longest ago.
+  for (pid_t p = 100; readers.remembered() < Readers::kHandouts; ++p) readers.handed(p, "web", "x:1");
+  readers.handed(7, "web", "10.0.0.4:80");  // 7 is the most recent now; 8 the oldest
+  readers.handed(99, "web", "10.0.0.5:80");
+  CHECK(readers.remembered() == Readers::kHandouts);
+  CHECK(readers.last(8, "web").empty());
+  CHECK(readers.last(7, "web") == "10.0.0.4:80");
+  CHECK(readers.last(99, "web") == "10.0.0.5:80");
+}
+
+TEST_CASE("Readers: a thread counts as its process; pid 0 (not visible) stays 0") {
+  Readers readers;
+  const auto now = Readers::Clock::now();
+  CHECK(readers.process_of(0, now) == 0);
+  CHECK(readers.process_of(::getpid(), now) == ::getpid());
+  pid_t thread = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool looked = false;
+  std::thread t([&] {
+    {
+      std::lock_guard lock(mu);
+      thread = static_cast<pid_t>(::gettid());
+    }
+    cv.notify_all();
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return looked; });  // alive while it is looked up
+  });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return thread != 0; });
+  }
+  CHECK(thread != ::getpid());
+  CHECK(readers.process_of(thread, now) == ::getpid());
+  {
+    std::lock_guard lock(mu);
+    looked = true;
+  }
+  cv.notify_all();
+  t.join();
+  // Looked up once, then from the cache (the thread is gone).
+  CHECK(readers.process_of(thread, now) == ::getpid());
 }
