@@ -1,10 +1,10 @@
 #include "readers.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace regfs::fs {
 

@@ -15,11 +15,11 @@
 // dropped first.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <list>
 #include <map>
 #include <string>
-#include <sys/types.h>
 #include <utility>
 
 namespace regfs::fs {
@@ -48,8 +48,9 @@ class Readers {
     Key key;
     std::string endpoint;
   };
-  std::map<pid_t, std::pair<pid_t, Clock::time_point>> processes_;  // thread -> (process, looked up)
-  std::list<Handout> order_;                                          // most recent first
+  // thread -> (its process, when that was looked up)
+  std::map<pid_t, std::pair<pid_t, Clock::time_point>> processes_;
+  std::list<Handout> order_;  // most recent first
   std::map<Key, std::list<Handout>::iterator> handouts_;
 };
 
