@@ -11,7 +11,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/DESIGN.
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/clients/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/clients
-        USE_SOURCE_PERMISSIONS)
+        USE_SOURCE_PERMISSIONS
+        # What running the examples leaves in the tree is not part of them.
+        PATTERN __pycache__ EXCLUDE PATTERN node_modules EXCLUDE PATTERN "*.class" EXCLUDE)
 
 # The reference pages, regfsd(8) and regfs(1): written in roff, stamped with the
 # project's version and compressed as Debian installs man pages.

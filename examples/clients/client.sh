@@ -28,15 +28,21 @@ service=$1 path=$2
 
 calls=0 ok=0 rereads=0 failed=0 endpoints=() endpoint=
 
+errors=$(mktemp) && trap 'rm -f "$errors"' EXIT
+
 lookup() { # a health-checked host:port; when there is none, why says why
-  # cat fails when the read fails (EHOSTDOWN: nothing healthy; ENOENT: not
-  # registered); bash's $(<file) would hide that as an empty endpoint.
-  local out
-  if ! out=$(cat -- "$mount/$service" 2>&1); then
-    why=$out
+  # read, a builtin, in this shell's own process: the daemon knows the
+  # endpoint it handed this process, so this re-read makes it check that one
+  # again first (docs/INTERFACES.md, Re-reads); a new process (cat) would
+  # look like a first read. The redirection fails when the open fails
+  # (EHOSTDOWN: nothing healthy; ENOENT: not registered), where bash's
+  # $(<file) would hide that as an empty endpoint.
+  endpoint=
+  if ! { IFS= read -r endpoint <"$mount/$service"; } 2>"$errors"; then
+    why=$(<"$errors")
+    why=${why:-"no answer for $service"}
     return 1
   fi
-  endpoint=$out
   [[ -n $endpoint ]] || { why="empty answer for $service"; return 1; }
   local e
   for e in "${endpoints[@]}"; do [[ $e == "$endpoint" ]] && return 0; done

@@ -38,6 +38,9 @@ for f in ./usr/bin/regfsd ./usr/bin/regfs ./usr/lib/systemd/system/regfsd.servic
   ./usr/share/doc/regfs/examples/clients/client.sh ./usr/share/doc/regfs/examples/clients/Client.java; do
   grep -qxF "$f" <<<"$contents" || fail "package lacks $f"
 done
+# Only the examples' sources: nothing that running them leaves behind.
+strays=$(grep -E '__pycache__|\.pyc$|\.class$|node_modules' <<<"$contents" || true)
+[[ -z $strays ]] || fail "package holds build leftovers: $strays"
 
 dpkg-deb -x "$deb" "$work/root"
 bin=$work/root/usr/bin
