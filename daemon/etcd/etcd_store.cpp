@@ -250,7 +250,9 @@ void EtcdStore::restart(const std::string& why, bool failure) {
   if (failure) {
     const auto& failed = config_.members[member_];
     mark_unreachable(failed + ": " + why);
-    spdlog::warn("etcd: {}: {}; trying the next member", failed, why);
+    // One round of warnings; while nothing answers, the retries log at debug.
+    const auto level = failures_in_row_ <= config_.members.size() ? spdlog::level::warn : spdlog::level::debug;
+    spdlog::log(level, "etcd: {}: {}; trying the next member", failed, why);
     lease_verified_ = false;
     member_ = (member_ + 1) % config_.members.size();
     // Every member failed once in this row: wait before the next round.

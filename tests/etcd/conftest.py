@@ -122,6 +122,14 @@ class EtcdCluster:
         except OSError:
             return False
 
+    def answers(self, i):
+        """Member `i` serves reads (it rejoined the cluster)."""
+        try:
+            self.call("/v3/kv/range", {"key": b64("/")}, member=i, timeout=1)
+            return True
+        except OSError:
+            return False
+
     def leader(self):
         """Index of the current leader."""
         ids = {}

@@ -56,7 +56,7 @@ def test_a_killed_daemon_s_instances_disappear_when_its_lease_expires(etcd, make
     assert wait_until(lambda: a.endpoints("web") == ["10.2.0.1:80"], 5), b.read_log()
 
 
-def test_killing_the_leader_during_writes_loses_no_acknowledged_registration(etcd, make_daemon):
+def test_killing_the_leader_and_a_member_during_writes_loses_no_acknowledged_registration(etcd, make_daemon):
     a = make_daemon("a", etcd.url(), "--store-ttl", TTL)
     b = make_daemon("b", etcd.url([2, 1, 0]), "--store-ttl", TTL)
     write(a.path("stable"), "10.3.0.1:80 check=none\n")
@@ -79,10 +79,17 @@ def test_killing_the_leader_during_writes_loses_no_acknowledged_registration(etc
     t = threading.Thread(target=reader)
     t.start()
     acknowledged, refused = [], []
+    killed = None
     try:
         for i in range(60):
             if i == 15:
-                etcd.kill(etcd.leader())
+                killed = etcd.leader()
+                etcd.kill(killed)
+            if i == 30:  # the old leader back, then a follower killed
+                etcd.start(killed)
+                assert wait_until(lambda: etcd.answers(killed), 20), etcd.logs()
+                leader = etcd.leader()
+                etcd.kill(next(j for j in range(3) if j != leader))
             try:
                 write(a.path(f"w{i}"), f"10.3.1.{i}:80 check=none\n")
                 acknowledged.append(i)
