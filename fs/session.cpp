@@ -10,18 +10,100 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
 
 #include "operations.hpp"
 
 namespace regfs::fs {
 
-bool take_over_dead_mount(const std::string& mountpoint) {
-  // statfs, not stat: the kernel answers stat of a FUSE root from its
-  // attribute cache (kStableTimeout) even after the connection died, while
-  // statfs always asks the daemon, so a dead one shows as ENOTCONN.
-  struct statfs sfs{};
-  if (statfs(mountpoint.c_str(), &sfs) == 0 || errno != ENOTCONN) return false;
+namespace {
+
+// Whether the topmost mount at `mountpoint` (an absolute path, as the mount
+// table spells it) is a regfs mount, from /proc/self/mountinfo: reading it
+// sends nothing to the mount, which may answer nothing.
+bool is_regfs_mount(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  bool found = false;
+  for (int n = 0; n < 100000 && std::getline(in, line); ++n) {  // later lines are mounted on top
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point.empty()) continue;
+    std::string decoded;  // the kernel writes ' ', '\t', '\n' and '\\' as \ooo
+    for (std::size_t i = 0; i < point.size(); ++i) {
+      const auto octal = [&](std::size_t k) { return point[k] >= '0' && point[k] <= '7'; };
+      if (point[i] == '\\' && i + 3 < point.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+        decoded += static_cast<char>((point[i + 1] - '0') * 64 + (point[i + 2] - '0') * 8 +
+                                     (point[i + 3] - '0'));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    if (decoded != mountpoint) continue;
+    const auto dash = line.find(" - ");
+    found = dash != std::string::npos && line.compare(dash + 3, 11, "fuse.regfs ") == 0;
+  }
+  return found;
+}
+
+}  // namespace
+
+bool take_over_dead_mount(const std::string& mountpoint, std::chrono::milliseconds patience) {
+  std::string absolute = mountpoint;
+  if (!absolute.starts_with("/")) {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != nullptr) absolute = std::string(cwd) + "/" + absolute;
+  }
+  while (absolute.size() > 1 && absolute.ends_with("/")) absolute.pop_back();
+  if (!is_regfs_mount(absolute)) return false;  // a plain directory, or not ours
+  // The probe reads .metrics, which only the daemon answers (a stat() may be
+  // answered from the kernel's cache), on a thread of its own: on a mount
+  // whose daemon died while one of its threads waited in the kernel (an
+  // invalidation waiting for a directory lock that a request to the dead
+  // daemon holds), the connection never ends by itself and the read waits
+  // until the connection is aborted.
+  struct Probe {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;  // guarded by mu
+    int err = 0;        // guarded by mu
+  };
+  auto probe = std::make_shared<Probe>();
+  std::thread([probe, path = absolute + "/.metrics"] {
+    int err = 0;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    char byte = 0;
+    if (fd < 0 || ::read(fd, &byte, 1) < 0) err = errno;
+    if (fd >= 0) ::close(fd);
+    const std::lock_guard lock(probe->mu);
+    probe->done = true;
+    probe->err = err;
+    probe->cv.notify_all();
+  }).detach();
+  std::unique_lock lock(probe->mu);
+  if (!probe->cv.wait_for(lock, patience, [&] { return probe->done; })) {
+    lock.unlock();
+    // A live daemon answers at once; one that answers nothing for the
+    // watchdog's bound is treated as its own watchdog would treat it.
+    spdlog::warn("{}: the previous daemon's connection answered nothing for {} ms: aborting it",
+                 mountpoint, patience.count());
+    if (!abort_mount(mountpoint)) return false;
+    lock.lock();
+    // The abort ends the read with an error; bounded, in case the kernel keeps it.
+    if (!probe->cv.wait_for(lock, std::chrono::seconds(5), [&] { return probe->done; })) {
+      spdlog::warn("{}: the probe still waits after the abort", mountpoint);
+    }
+  } else if (probe->err != ENOTCONN && probe->err != ECONNABORTED) {
+    return false;  // a live daemon answered
+  }
   if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
     spdlog::warn("could not detach dead mount {}: {}", mountpoint, std::strerror(errno));
     return false;
@@ -43,8 +125,9 @@ bool abort_mount(const std::string& mountpoint) {
 Result<std::unique_ptr<Session>> Session::mount(boost::asio::io_context& io, Filesystem& fs,
                                                 const std::string& mountpoint,
                                                 std::chrono::microseconds busy_poll,
-                                                std::function<void()> on_exit) {
-  take_over_dead_mount(mountpoint);
+                                                std::function<void()> on_exit,
+                                                std::chrono::milliseconds patience) {
+  take_over_dead_mount(mountpoint, patience);
   if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) {
     return Error{Errc::io, "cannot create mountpoint " + mountpoint + ": " + std::strerror(errno)};
   }

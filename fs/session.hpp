@@ -36,11 +36,12 @@ class Session {
   // Mounts `fs` at `mountpoint` (created if missing; a mountpoint left dead
   // by a crashed daemon is detached first). `fs` and `io` must outlive the
   // session. `on_exit` runs on the loop thread if the kernel ends the session
-  // (someone unmounted us).
+  // (someone unmounted us). `patience`: see take_over_dead_mount.
   static Result<std::unique_ptr<Session>> mount(boost::asio::io_context& io, Filesystem& fs,
                                                 const std::string& mountpoint,
                                                 std::chrono::microseconds busy_poll,
-                                                std::function<void()> on_exit);
+                                                std::function<void()> on_exit,
+                                                std::chrono::milliseconds patience);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -86,8 +87,13 @@ class Session {
 // the kernel took it.
 bool abort_mount(const std::string& mountpoint);
 
-// If `mountpoint` is a mount whose daemon died ("Transport endpoint is not
-// connected"), detaches it. Returns whether it did.
-bool take_over_dead_mount(const std::string& mountpoint);
+// If `mountpoint` is a mount whose daemon died, detaches it; returns whether
+// it did. Dead means: a regfs mount (by the mount table) whose .metrics
+// cannot be read (ENOTCONN, ECONNABORTED) or gets no answer within `patience`. The second is what a
+// daemon killed while its invalidation thread waited in the kernel for a
+// directory lock leaves: that lock's holder waits for the dead daemon's
+// answer, so the connection never ends by itself (nor do its waiting
+// callers, nor the dead daemon's process); aborting the connection ends all.
+bool take_over_dead_mount(const std::string& mountpoint, std::chrono::milliseconds patience);
 
 }  // namespace regfs::fs

@@ -240,7 +240,12 @@ int run(const regfs::Options& opt) {
     auto mounted =
         fs::Session::mount(io, filesystem, opt.mount,
                            std::chrono::duration_cast<std::chrono::microseconds>(opt.busy_poll),
-                           [&] { shutdown("unmounted"); });
+                           [&] { shutdown("unmounted"); },
+                           // A predecessor's connection silent this long is dead (the
+                           // watchdog's bound; its default when the watchdog is off).
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               opt.stall_timeout != Duration::zero() ? opt.stall_timeout
+                                                                     : seconds(5)));
     if (!mounted) {
       spdlog::error("{}", mounted.error().detail);
       return kExitStart;
