@@ -419,6 +419,12 @@ Status EtcdStore::publish(const std::string& service, const std::vector<Instance
       last = member + ": " + rev.error().detail;
       continue;
     }
+    if (rev.error().detail.find("too many operations in txn request") != std::string::npos) {
+      // Refused before it applied: more puts and deletes than etcd's --max-txn-ops.
+      ++stats_.publish_failures;
+      return Error{Errc::too_many_instances,
+                   "etcd: the change needs more operations than etcd's --max-txn-ops allows"};
+    }
     // No answer, or an error etcd may still commit after (a leader lost
     // mid-request): the next sync removes what this transaction put unless
     // a later write puts it again.

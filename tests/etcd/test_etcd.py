@@ -181,3 +181,16 @@ def test_a_daemon_away_longer_than_its_lease_puts_its_registrations_back(etcd, m
     proxy.release()
     assert wait_until(lambda: a.endpoints("mine") == ["10.7.0.1:80"], 10), b.read_log()
     assert b.metric("regfs_etcd_leases_lost_total") >= 1
+
+
+def test_a_write_over_etcd_s_transaction_bound_fails_with_enospc_and_changes_nothing(etcd,
+                                                                                    make_daemon):
+    a = make_daemon("a", etcd.url(), "--store-ttl", TTL)
+    write(a.path("big"), "".join(f"10.10.0.{i}:80 check=none\n" for i in range(1, 101)))
+    started = time.monotonic()
+    with pytest.raises(OSError) as e:  # 130 puts: over etcd's default --max-txn-ops (128)
+        write(a.path("big"), "".join(f"10.10.1.{i}:80 check=none\n" for i in range(1, 131)))
+    assert e.value.errno == errno.ENOSPC
+    assert time.monotonic() - started < 1  # refused at once, not after the deadline
+    assert len(a.endpoints("big")) == 100
+    assert sum(k.startswith("/regfs/big/") for k in etcd.keys()) == 100
