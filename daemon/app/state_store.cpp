@@ -1,6 +1,7 @@
 #include "state_store.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -37,13 +38,23 @@ Status make_dir(const std::string& dir) {
   return ok_status();
 }
 
+// A state file's content. Only a regular file is read: a symbolic link is not
+// followed, and a FIFO or a device (which could block the start for good)
+// is refused without waiting.
 Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return io_error("cannot open", path);
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    errno = EINVAL;
+    return Error{Errc::io, path + " is not a regular file"};
+  }
   std::string content;
   char buf[4096];
   ssize_t n = 0;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n < 0) continue;
     content.append(buf, static_cast<std::size_t>(n));
     if (content.size() > 16 * 1024 * 1024) break;  // bounded: a state file is small
   }
@@ -59,7 +70,10 @@ Result<std::string> read_file(const std::string& path) {
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
+  if (d == nullptr) {
+    spdlog::error("state: cannot list {}: {}", dir, std::strerror(errno));
+    return names;
+  }
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name != "." && name != "..") names.push_back(name);
@@ -79,6 +93,8 @@ Result<StateStore> StateStore::open(const std::string& dir) {
       ::unlink((dir + "/services/" + name).c_str());
     }
   }
+  ::unlink((dir + "/.generation.tmp").c_str());
+  ::unlink((dir + "/.generation.old").c_str());
   return StateStore(dir);
 }
 
@@ -101,8 +117,10 @@ Status StateStore::write_temp(const std::string& tmp, const std::string& content
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const Error e = io_error("cannot write", tmp);
+      const int err = errno;  // for the caller, who may tell a full disk apart
       ::close(fd);
       ::unlink(tmp.c_str());
+      errno = err;
       return e;
     }
     done += static_cast<std::size_t>(n);
@@ -110,8 +128,10 @@ Status StateStore::write_temp(const std::string& tmp, const std::string& content
   if (const int e = injected(Fault::file_fsync); e != 0 || ::fsync(fd) != 0) {
     if (e != 0) errno = e;
     const Error err = io_error("cannot fsync", tmp);
+    const int saved = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
+    errno = saved;
     return err;
   }
   ::close(fd);
@@ -183,12 +203,31 @@ Result<std::map<std::string, std::vector<InstanceSpec>>> StateStore::load() cons
     }
     auto content = read_file(dir + "/" + name);
     if (!content) {
-      spdlog::warn("state: skipping {}", content.error().detail);
+      spdlog::warn("state: skipping {}: service {} is not restored", content.error().detail, name);
       continue;
+    }
+    // The store writes whole files ending in a newline and never an empty
+    // one: anything else was damaged outside it.
+    if (content->empty()) {
+      spdlog::warn("state: skipping {}/{}: empty; service {} is not restored", dir, name, name);
+      continue;
+    }
+    if (!content->ends_with('\n')) {
+      const auto last = content->rfind('\n');
+      spdlog::warn("state: {}/{} ends inside a line (truncated): its last, partial line is "
+                   "dropped, the whole lines before it are restored",
+                   dir, name);
+      content->resize(last == std::string::npos ? 0 : last + 1);
     }
     auto specs = parse_registration(*content, limits);
     if (!specs) {
-      spdlog::warn("state: skipping {}/{}: {}", dir, name, specs.error().detail);
+      spdlog::warn("state: skipping {}/{}: {}; service {} is not restored", dir, name,
+                   specs.error().detail, name);
+      continue;
+    }
+    if (specs->empty()) {
+      spdlog::warn("state: skipping {}/{}: no instance in it; service {} is not restored", dir,
+                   name, name);
       continue;
     }
     if (!specs->empty()) services.emplace(name, std::move(*specs));
@@ -197,18 +236,41 @@ Result<std::map<std::string, std::vector<InstanceSpec>>> StateStore::load() cons
 }
 
 Result<std::uint64_t> StateStore::next_generation(std::uint64_t floor) {
+  const std::string path = dir_ + "/generation";
   std::uint64_t generation = 0;
-  if (auto content = read_file(dir_ + "/generation")) {
-    generation = std::strtoull(content->c_str(), nullptr, 10);
-  }
-  if (generation == std::numeric_limits<std::uint64_t>::max()) {
-    // generation + 1 would wrap to 0: the next life would be older than this one.
-    return Error{Errc::io, dir_ + "/generation holds the last generation there is (" +
-                               std::to_string(generation) + "); remove the file to start over from the clock"};
+  if (auto content = read_file(path)) {
+    // A decimal number and a newline, as written below; anything else was
+    // damaged outside the store, and the clock (`floor`) decides alone.
+    const std::string_view text(*content);
+    const std::string_view digits = text.substr(0, text.find_last_not_of('\n') + 1);
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    const bool number = !digits.empty() && end == digits.data() + digits.size();
+    if (number && (ec == std::errc::result_out_of_range ||
+                   value == std::numeric_limits<std::uint64_t>::max())) {
+      // generation + 1 would wrap to 0: the next life would be older than this one.
+      return Error{Errc::io, path + " holds the last generation there is (" +
+                                 std::string(digits.substr(0, 32)) +
+                                 "); remove the file to start over from the clock"};
+    }
+    if (!number || ec != std::errc{}) {
+      spdlog::warn("state: {} holds no generation ({} bytes): the new one comes from the clock",
+                   path, content->size());
+    } else {
+      generation = value;
+    }
+  } else if (errno != ENOENT) {
+    spdlog::warn("state: {}: the new generation comes from the clock", content.error().detail);
   }
   generation = std::max(generation + 1, floor);
   const std::string content = std::to_string(generation) + "\n";
   if (auto st = replace_file(dir_, "generation", &content); !st) {
+    if (errno == ENOSPC || errno == EDQUOT) {
+      // A full disk must not keep the node from serving what it restored; the
+      // clock keeps the next start's generation above this one.
+      spdlog::error("state: {}: generation {} is not recorded", st.error().detail, generation);
+      return generation;
+    }
     return st.error();
   }
   return generation;
