@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -63,6 +64,14 @@ bool take_over_dead_mount(const std::string& mountpoint, std::chrono::millisecon
     if (getcwd(cwd, sizeof cwd) != nullptr) absolute = std::string(cwd) + "/" + absolute;
   }
   while (absolute.size() > 1 && absolute.ends_with("/")) absolute.pop_back();
+  // The mount table names the path with its symbolic links resolved. Only the
+  // parent is resolved: resolving the mountpoint itself would ask the mount.
+  if (const auto slash = absolute.rfind('/'); slash != std::string::npos && slash > 0) {
+    if (char* parent = realpath(absolute.substr(0, slash).c_str(), nullptr)) {
+      absolute = std::string(parent) + absolute.substr(slash);
+      std::free(parent);
+    }
+  }
   if (!is_regfs_mount(absolute)) return false;  // a plain directory, or not ours
   // The probe reads .metrics, which only the daemon answers (a stat() may be
   // answered from the kernel's cache), on a thread of its own: on a mount
