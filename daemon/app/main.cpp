@@ -178,6 +178,7 @@ int run(const regfs::Options& opt) {
     store_config.node = config.name;
     store_config.write_timeout = opt.store_timeout;
     store_config.ttl = opt.store_ttl;
+    store_config.watch_silence = 3 * opt.store_ttl;
     auto made = std::make_unique<etcd::EtcdStore>(io, registrar, store_config);
     etcd_store = made.get();
     replicator = std::move(made);

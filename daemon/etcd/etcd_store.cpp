@@ -181,6 +181,9 @@ void EtcdStore::sync_next(std::shared_ptr<const std::vector<std::string>> pendin
 }
 
 void EtcdStore::open_watch() {
+  // The lease is held and this node's keys are in place: keepalives run from
+  // here on, whatever the watch does.
+  connecting_ = false;
   ++stats_.watches;
   const auto s = session_;
   const auto& member = config_.members[member_];
@@ -210,7 +213,6 @@ void EtcdStore::on_watch_line(const std::string& line) {
     return restart("watch cancelled: " + m->cancel_reason, true);
   }
   if (m->created) {
-    connecting_ = false;
     mark_reachable();
     spdlog::info("etcd: watching {} from revision {} on {}", config_.prefix, next_revision_,
                  config_.members[member_]);

@@ -40,9 +40,10 @@ struct StoreConfig {
   std::string node;                  // this daemon's node name: the owner in keys
   Duration write_timeout = seconds(2);
   Duration ttl = seconds(10);
-  // A watch that delivered nothing for this long is dead (etcd sends
-  // progress notifications at its --experimental-watch-progress-notify-interval,
-  // 10 minutes by default: a re-watch after silence costs one request).
+  // A watch that delivered nothing for this long is taken for dead and
+  // opened again (etcd sends progress notifications at its
+  // --experimental-watch-progress-notify-interval, 10 minutes by default: on
+  // an idle prefix this costs one request). regfsd: three lease TTLs.
   Duration watch_silence = seconds(30);
   Duration request_timeout = seconds(2);  // background requests
   Duration retry_after = milliseconds(500);  // after every member failed once

@@ -184,6 +184,8 @@ class Proxy:
     the daemon behind it has lost etcd. release(): forward again.
     cut_watch(): the next watch reply carrying events is forwarded only up to
     the middle of its message, then both sides are closed.
+    silence_watches(): the watch streams open now stay open but deliver
+    nothing more (later connections are served as usual).
     """
 
     def __init__(self, target):
@@ -196,6 +198,7 @@ class Proxy:
         self.held = False
         self.cut_armed = False
         self.cuts = 0
+        self.watches = []
         self.lock = threading.Lock()
         self.conns = []
         self.stopped = False
@@ -234,6 +237,10 @@ class Proxy:
                     break
                 if not downstream and b"POST /v3/watch" in data:
                     state["watch"] = True
+                    with self.lock:
+                        self.watches.append(state)
+                if downstream and state.get("silenced"):
+                    continue  # swallowed: the stream stays open and says nothing
                 if downstream and state["watch"] and self.cut_armed and b'"events"' in data:
                     at = data.index(b'"events"') + 20
                     dst.sendall(data[:at])
@@ -263,6 +270,11 @@ class Proxy:
 
     def release(self):
         self.held = False
+
+    def silence_watches(self):
+        with self.lock:
+            for state in self.watches:
+                state["silenced"] = True
 
     def cut_watch(self):
         self.cut_armed = True
