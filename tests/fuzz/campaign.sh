@@ -35,6 +35,7 @@ decoder_files() {
     wire_frame) echo "$d/cluster/codec.cpp $d/cluster/core.cpp $d/cluster/core_members.cpp $d/cluster/core_probe.cpp $d/cluster/core_sync.cpp $d/cluster/store.cpp" ;;
     control) echo "$d/app/control.cpp" ;;
     state_file) echo "$d/app/state_store.cpp $d/core/instance.cpp" ;;
+    etcd_gateway) echo "$d/etcd/codec.cpp" ;;
   esac
 }
 
