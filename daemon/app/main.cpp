@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <random>
@@ -24,6 +25,7 @@
 #include "transport/keyring.hpp"
 #include "transport/transport.hpp"
 #include "mirror.hpp"
+#include "sentinel.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/session.hpp"
 #include "fs/watchdog.hpp"
@@ -62,6 +64,9 @@ std::string host_name() {
 
 int run(const regfs::Options& opt) {
   using namespace regfs;
+  // Forked before any thread or descriptor exists (sentinel.hpp).
+  std::optional<Sentinel> sentinel;
+  if (!opt.no_mount) sentinel = Sentinel::start();
   RegistrarConfig config;
   config.name = opt.node_name.empty() ? host_name() : opt.node_name;
   if (!valid_node_name(config.name)) {
@@ -252,6 +257,12 @@ int run(const regfs::Options& opt) {
       return kExitStart;
     }
     session = std::move(*mounted);
+    std::error_code ec;
+    const auto where = std::filesystem::canonical(opt.mount, ec);
+    if (const auto connection = fuse_connection_of(ec ? opt.mount.c_str() : where.c_str());
+        sentinel && connection) {
+      sentinel->watch(*connection);
+    }
     const long timeout = kernel_request_timeout();
     const auto longest = std::chrono::duration_cast<std::chrono::seconds>(
         std::max(opt.wait_timeout, opt.read_timeout));

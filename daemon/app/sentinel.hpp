@@ -1,0 +1,43 @@
+// A small child process that ends the mount's FUSE connection when the daemon
+// is killed but cannot finish dying.
+//
+// The kernel sends an invalidation only after taking the directory's lock,
+// uninterruptibly, and a request waiting for this daemon may hold that lock
+// (the lookup of an O_CREAT open, parked on a check). Killed (SIGKILL, the
+// OOM killer) at that moment, the daemon's other threads go, but the one in
+// the kernel stays: it holds the FUSE device, so the connection is never
+// ended, the request is never answered, and process and mount hang for good.
+//
+// The sentinel is told the connection once mounted. When the daemon's main
+// thread dies (PR_SET_PDEATHSIG) and some thread of the daemon is still alive
+// a moment later, it ends the connection through fusectl
+// (/sys/fs/fuse/connections/N/abort): the request fails, the lock is released
+// and the daemon finishes dying. A connection number is only reused once its
+// connection is gone, which a live thread of the daemon prevents, so the
+// sentinel never ends a successor's mount. It exits when the daemon closes
+// its end of the pipe (a clean exit) or after acting.
+#pragma once
+
+#include <optional>
+
+namespace regfs {
+
+class Sentinel {
+ public:
+  // Forks the sentinel. Call before any other thread or file exists: the
+  // child keeps nothing of the daemon's. nullopt if it cannot (logged).
+  static std::optional<Sentinel> start();
+
+  // The connection to end if the daemon is killed: the mount's device minor.
+  void watch(unsigned connection) const;
+
+ private:
+  explicit Sentinel(int fd) : fd_(fd) {}
+  int fd_;  // the pipe's write end; closed by the daemon's exit
+};
+
+// The FUSE connection number of the mount at `mountpoint` (its device minor,
+// from /proc/self/mountinfo), or nullopt.
+std::optional<unsigned> fuse_connection_of(const char* mountpoint);
+
+}  // namespace regfs
