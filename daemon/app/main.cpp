@@ -9,6 +9,7 @@
 #include <random>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <grp.h>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -184,6 +185,18 @@ int run(const regfs::Options& opt) {
     store_config.write_timeout = opt.store_timeout;
     store_config.ttl = opt.store_ttl;
     store_config.watch_silence = 3 * opt.store_ttl;
+    if (!opt.store_user.empty()) {
+      std::ifstream file(opt.store_password_file);
+      std::string password;
+      if (!file || !std::getline(file, password) || password.empty()) {
+        spdlog::error("--store-password-file: cannot read a password from the first line of {}",
+                      opt.store_password_file);
+        return kExitUsage;
+      }
+      if (!password.empty() && password.back() == '\r') password.pop_back();
+      store_config.user = opt.store_user;
+      store_config.password = std::move(password);
+    }
     auto made = std::make_unique<etcd::EtcdStore>(io, registrar, store_config);
     etcd_store = made.get();
     replicator = std::move(made);

@@ -59,6 +59,8 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--store-prefix", {"REGFS_STORE_PREFIX", Kind::text}},
       {"--store-timeout", {"REGFS_STORE_TIMEOUT", Kind::duration}},
       {"--store-ttl", {"REGFS_STORE_TTL", Kind::duration}},
+      {"--store-user", {"REGFS_STORE_USER", Kind::text}},
+      {"--store-password-file", {"REGFS_STORE_PASSWORD_FILE", Kind::text}},
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
@@ -97,6 +99,8 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--store-prefix") o.store_prefix = value;
   if (name == "--store-timeout") return duration(o.store_timeout);
   if (name == "--store-ttl") return duration(o.store_ttl);
+  if (name == "--store-user") o.store_user = value;
+  if (name == "--store-password-file") o.store_password_file = value;
   if (name == "--insecure") return flag(o.insecure);
   if (name == "--no-mount") return flag(o.no_mount);
   if (name == "--fresh") return duration(o.fresh);
@@ -145,6 +149,17 @@ Status validate(const Options& o) {
   if (o.store_ttl < seconds(2) || o.store_ttl > seconds(3600) ||
       o.store_ttl != std::chrono::duration_cast<std::chrono::seconds>(o.store_ttl)) {
     return usage_error("--store-ttl: whole seconds between 2s and 1h");
+  }
+  if (o.store_user.empty() != o.store_password_file.empty()) {
+    return usage_error("--store-user and --store-password-file go together");
+  }
+  if (!o.store_user.empty()) {
+    bool printable = o.store_user.size() <= 128;
+    for (const char c : o.store_user) printable = printable && c > 0x20 && c < 0x7f;
+    if (!printable) {
+      return usage_error("--store-user: " + shown(o.store_user) +
+                         " is not a user name (1-128 printable characters without blanks)");
+    }
   }
   if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
   if (o.stall_timeout != Duration::zero() && o.stall_timeout < milliseconds(100)) {
@@ -305,6 +320,8 @@ const char* options_usage() {
   --store-prefix PREFIX      etcd key prefix (default /regfs/)        REGFS_STORE_PREFIX
   --store-timeout DURATION   a write's deadline at etcd (default 2s)  REGFS_STORE_TIMEOUT
   --store-ttl DURATION       etcd lease time to live (default 10s)    REGFS_STORE_TTL
+  --store-user NAME          etcd user (with --store-password-file)   REGFS_STORE_USER
+  --store-password-file FILE etcd user's password, its first line     REGFS_STORE_PASSWORD_FILE
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL

@@ -37,6 +37,8 @@ struct Options {
   std::string store_prefix = "/regfs/";
   Duration store_timeout = seconds(2);  // a write's deadline at the store
   Duration store_ttl = seconds(10);     // the etcd lease's time to live
+  std::string store_user;               // etcd authentication; empty: none
+  std::string store_password_file;
   std::string mirror;
   bool no_mount = false;
   std::string log_level = "info";

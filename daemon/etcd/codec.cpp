@@ -321,6 +321,25 @@ std::string lease_keepalive_request(std::int64_t id) { return json{{"ID", std::t
 
 std::string lease_revoke_request(std::int64_t id) { return json{{"ID", std::to_string(id)}}.dump(); }
 
+std::string auth_request(std::string_view user, std::string_view password) {
+  return json{{"name", user}, {"password", password}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<std::string> parse_auth(std::string_view body) {
+  auto doc = parse_json(body);
+  if (!doc) return bad("authenticate: reply is not a JSON object");
+  if (doc->contains("error")) return gateway_error(*doc, "authenticate");
+  const auto it = doc->find("token");
+  if (it == doc->end() || !it->is_string()) return bad("authenticate: reply without a token");
+  const auto& token = it->get_ref<const std::string&>();
+  // It goes into an HTTP header: printable ASCII only, bounded.
+  if (token.empty() || token.size() > 4096) return bad("authenticate: a token of a bad size");
+  for (const char c : token) {
+    if (c <= 0x20 || c >= 0x7f) return bad("authenticate: a token with bytes outside printable ASCII");
+  }
+  return token;
+}
+
 std::string watch_request(std::string_view prefix, std::int64_t start_revision) {
   return json{{"create_request",
                {{"key", base64_encode(prefix)},

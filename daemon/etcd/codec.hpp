@@ -101,6 +101,9 @@ std::string range_request(std::string_view prefix);
 std::string lease_grant_request(std::int64_t ttl_seconds);
 std::string lease_keepalive_request(std::int64_t id);
 std::string lease_revoke_request(std::int64_t id);
+std::string auth_request(std::string_view user, std::string_view password);
+// An authenticate reply's token (what goes in the Authorization header).
+Result<std::string> parse_auth(std::string_view body);
 std::string watch_request(std::string_view prefix, std::int64_t start_revision);
 // One transaction making `owner`'s keys of `service` exactly `specs` under
 // `lease`: deletes the keys in `stale` (keys of that service the owner holds

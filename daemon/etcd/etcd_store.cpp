@@ -70,12 +70,21 @@ void EtcdStore::post(const std::string& path, std::string body, Done done) {
     if (s != session_ || stopping_) return;
     if (!r) ++stats_.request_failures;
     done(std::move(r));
-  });
+  }, token_);
 }
 
 void EtcdStore::connect() {
   if (stopping_) return;
   connecting_ = true;
+  if (needs_token()) {
+    post("/v3/auth/authenticate", auth_request(config_.user, config_.password), [this](Result<Reply> r) {
+      auto token = parsed(r, parse_auth);
+      const std::string why = token ? std::string() : token.error().detail;
+      if (!took_token(std::move(token))) return restart(why, true);
+      connect();
+    });
+    return;
+  }
   if (next_revision_ != 0) return ensure_lease();
   ++stats_.ranges;
   post("/v3/kv/range", range_request(config_.prefix), [this](Result<Reply> r) {
@@ -194,7 +203,8 @@ void EtcdStore::open_watch() {
       },
       [this, s](const std::string& why) {
         if (s == session_ && !stopping_) restart("watch: " + why, true);
-      });
+      },
+      token_);
   arm_silence();
 }
 
@@ -239,6 +249,10 @@ void EtcdStore::arm_silence() {
 
 void EtcdStore::restart(const std::string& why, bool failure) {
   if (stopping_) return;
+  if (token_refused(Error{Errc::io, why})) {  // authenticate again
+    token_.clear();
+    auth_off_ = false;
+  }
   ++session_;
   if (request_) request_->cancel();
   if (watch_) {
@@ -288,7 +302,8 @@ void EtcdStore::keepalive() {
         }
         if (lease->ttl == 0) return lease_lost();
         mark_reachable();
-      });
+      },
+      token_);
 }
 
 void EtcdStore::lease_lost() {
@@ -297,6 +312,26 @@ void EtcdStore::lease_lost() {
   lease_ = 0;
   synced_ = false;
   restart("lease expired", false);
+}
+
+bool EtcdStore::took_token(Result<std::string> token) {
+  if (token) {
+    token_ = std::move(*token);
+    return true;
+  }
+  if (token.error().detail.find("authentication is not enabled") != std::string::npos) {
+    // A user given to an etcd without authentication: go on without a
+    // token; a request refused for the want of one turns this back.
+    auth_off_ = true;
+    return true;
+  }
+  return false;
+}
+
+bool EtcdStore::token_refused(const Error& e) {
+  // An expired token, or auth enabled after this daemon took none.
+  return e.detail.find("invalid auth token") != std::string::npos ||
+         e.detail.find("user name is empty") != std::string::npos;
 }
 
 bool EtcdStore::lease_missing(const Error& e) {
@@ -353,7 +388,7 @@ Result<Reply> EtcdStore::post_now(const std::string& member, const std::string& 
   std::optional<Result<Reply>> out;
   write_io_.restart();
   auto p = Post::start(write_io_, member, path, std::move(body), timeout,
-                       [&out](Result<Reply> r) { out = std::move(r); });
+                       [&out](Result<Reply> r) { out = std::move(r); }, token_);
   write_io_.run_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout + milliseconds(50)));
   if (!out) {
     p->cancel();
@@ -385,11 +420,24 @@ Status EtcdStore::publish(const std::string& service, const std::vector<Instance
         std::this_thread::sleep_for(std::min<Duration>(milliseconds(100), deadline - std::chrono::steady_clock::now()));
       }
     };
+    if (needs_token()) {
+      auto r = post_now(member, "/v3/auth/authenticate", auth_request(config_.user, config_.password), left);
+      auto token = parsed(r, parse_auth);
+      const std::string why = token ? std::string() : token.error().detail;
+      if (!took_token(std::move(token))) {
+        next_member(why);
+        continue;
+      }
+    }
     if (lease_ == 0) {
       const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(config_.ttl).count();
-      auto r = post_now(member, "/v3/lease/grant", lease_grant_request(ttl), left);
+      auto r = post_now(member, "/v3/lease/grant", lease_grant_request(ttl), deadline - std::chrono::steady_clock::now());
       auto lease = parsed(r, parse_lease);
       if (!lease) {
+        if (token_refused(lease.error())) {
+          token_.clear();
+          auth_off_ = false;
+        }
         next_member(lease.error().detail);
         continue;
       }
@@ -418,6 +466,12 @@ Status EtcdStore::publish(const std::string& service, const std::vector<Instance
     }
     if (lease_missing(rev.error())) {
       lease_ = 0;  // expired: a new one on the next attempt
+      last = member + ": " + rev.error().detail;
+      continue;
+    }
+    if (token_refused(rev.error())) {
+      token_.clear();  // refused before it applied: authenticate again
+      auth_off_ = false;
       last = member + ": " + rev.error().detail;
       continue;
     }

@@ -38,6 +38,10 @@ struct StoreConfig {
   std::vector<std::string> members;  // HOST:PORT of each etcd member's client URL
   std::string prefix = "/regfs/";
   std::string node;                  // this daemon's node name: the owner in keys
+  // etcd authentication (empty user: none): a token from /v3/auth/authenticate
+  // goes with every request, and is taken again when etcd calls it invalid.
+  std::string user;
+  std::string password;
   Duration write_timeout = seconds(2);
   Duration ttl = seconds(10);
   // A watch that delivered nothing for this long is taken for dead and
@@ -73,6 +77,10 @@ class EtcdStore final : public Replicator {
   // Synchronous, on a private io_context, within `timeout`.
   Result<Reply> post_now(const std::string& member, const std::string& path, std::string body,
                          Duration timeout);
+  bool needs_token() const { return !config_.user.empty() && token_.empty() && !auth_off_; }
+  // Takes what an authenticate request answered; false: the session cannot go on.
+  bool took_token(Result<std::string> token);
+  static bool token_refused(const Error& e);
 
   void connect();  // (re)starts the session
   void ranged(const RangeReply& range);
@@ -104,6 +112,8 @@ class EtcdStore final : public Replicator {
   bool connecting_ = false;
   bool synced_ = false;           // own_ is in etcd under lease_
   std::int64_t lease_ = 0;
+  std::string token_;  // etcd's auth token, when a user is configured
+  bool auth_off_ = false;  // etcd said its authentication is off: no token until it asks
   bool lease_verified_ = false;   // lease_ answered a keepalive since the last failure
   // Keys a publish that failed without an answer may have put: the next
   // sync deletes those not in own_.

@@ -21,9 +21,10 @@ Error failed(const std::string& member, const std::string& what) {
 }
 
 http::request<http::string_body> make_request(const std::string& member, const std::string& path,
-                                              std::string body) {
+                                              std::string body, const std::string& token) {
   http::request<http::string_body> req{http::verb::post, path, 11};
   req.set(http::field::host, member);
+  if (!token.empty()) req.set(http::field::authorization, token);
   req.set(http::field::content_type, "application/json");
   req.body() = std::move(body);
   req.prepare_payload();
@@ -39,11 +40,11 @@ std::pair<std::string, std::string> split(const std::string& member) {
 class PostImpl final : public Post, public std::enable_shared_from_this<PostImpl> {
  public:
   PostImpl(asio::io_context& io, std::string member, const std::string& path, std::string body,
-           Duration timeout, Done done)
+           Duration timeout, Done done, const std::string& token)
       : resolver_(io),
         stream_(io),
         member_(std::move(member)),
-        req_(make_request(member_, path, std::move(body))),
+        req_(make_request(member_, path, std::move(body), token)),
         timeout_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout)),
         done_(std::move(done)) {
     parser_.body_limit(kMaxBody);
@@ -105,11 +106,11 @@ class PostImpl final : public Post, public std::enable_shared_from_this<PostImpl
 class WatchImpl final : public Watch, public std::enable_shared_from_this<WatchImpl> {
  public:
   WatchImpl(asio::io_context& io, std::string member, std::string body, Duration connect_timeout,
-            OnLine on_line, OnEnd on_end)
+            OnLine on_line, OnEnd on_end, const std::string& token)
       : resolver_(io),
         stream_(io),
         member_(std::move(member)),
-        req_(make_request(member_, "/v3/watch", std::move(body))),
+        req_(make_request(member_, "/v3/watch", std::move(body), token)),
         timeout_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(connect_timeout)),
         on_line_(std::move(on_line)),
         on_end_(std::move(on_end)),
@@ -203,17 +204,18 @@ class WatchImpl final : public Watch, public std::enable_shared_from_this<WatchI
 
 std::shared_ptr<Post> Post::start(asio::io_context& io, const std::string& member,
                                   const std::string& path, std::string body, Duration timeout,
-                                  Done done) {
-  auto p = std::make_shared<PostImpl>(io, member, path, std::move(body), timeout, std::move(done));
+                                  Done done, const std::string& token) {
+  auto p = std::make_shared<PostImpl>(io, member, path, std::move(body), timeout, std::move(done),
+                                      token);
   p->run();
   return p;
 }
 
 std::shared_ptr<Watch> Watch::start(asio::io_context& io, const std::string& member,
                                     std::string body, Duration connect_timeout, OnLine on_line,
-                                    OnEnd on_end) {
+                                    OnEnd on_end, const std::string& token) {
   auto w = std::make_shared<WatchImpl>(io, member, std::move(body), connect_timeout,
-                                       std::move(on_line), std::move(on_end));
+                                       std::move(on_line), std::move(on_end), token);
   w->run();
   return w;
 }

@@ -30,9 +30,10 @@ class Post {
  public:
   using Done = std::function<void(Result<Reply>)>;
   // POSTs `body` to http://`member``path`; `done` within `timeout`.
+  // `token` (etcd's auth token; empty: none) goes in the Authorization header.
   static std::shared_ptr<Post> start(boost::asio::io_context& io, const std::string& member,
                                      const std::string& path, std::string body, Duration timeout,
-                                     Done done);
+                                     Done done, const std::string& token = {});
   virtual ~Post() = default;
   // Ends the request; `done` is not called.
   virtual void cancel() = 0;
@@ -47,7 +48,7 @@ class Watch {
   // that the stream has no deadline of its own (the caller watches silence).
   static std::shared_ptr<Watch> start(boost::asio::io_context& io, const std::string& member,
                                       std::string body, Duration connect_timeout, OnLine on_line,
-                                      OnEnd on_end);
+                                      OnEnd on_end, const std::string& token = {});
   virtual ~Watch() = default;
   virtual void cancel() = 0;
 };

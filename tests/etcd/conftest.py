@@ -65,6 +65,7 @@ class EtcdCluster:
                                os.path.join(base, f"e{i}"), os.path.join(base, f"e{i}.log"))
                         for i in range(3)]
         self.initial = ",".join(f"{m.name}=http://127.0.0.1:{m.peer}" for m in self.members)
+        self.token = None  # once authentication is enabled
 
     def url(self, order=None):
         ms = self.members if order is None else [self.members[i] for i in order]
@@ -106,8 +107,11 @@ class EtcdCluster:
             [m for m in self.members if m.proc is not None]
         last = None
         for m in candidates:
+            headers = {"Content-Type": "application/json"}
+            if self.token:
+                headers["Authorization"] = self.token
             req = urllib.request.Request(f"http://{m.addr}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as r:
                     return json.loads(r.read())
@@ -121,6 +125,14 @@ class EtcdCluster:
             return True
         except OSError:
             return False
+
+    def enable_auth(self, user, password):
+        """A root user `user` with `password`, then authentication on."""
+        self.call("/v3/auth/role/add", {"name": "root"})
+        self.call("/v3/auth/user/add", {"name": user, "password": password})
+        self.call("/v3/auth/user/grant", {"user": user, "role": "root"})
+        self.call("/v3/auth/enable", {})
+        self.token = self.call("/v3/auth/authenticate", {"name": user, "password": password})["token"]
 
     def answers(self, i):
         """Member `i` serves reads (it rejoined the cluster)."""

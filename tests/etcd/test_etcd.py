@@ -212,3 +212,30 @@ def test_a_silent_watch_is_replaced(etcd, make_daemon, make_proxy):
     assert b.metric("regfs_etcd_leases_lost_total") == 0
     write(b.path("loud"), "10.11.0.2:80 check=none\n")
     assert wait_until(lambda: a.endpoints("loud") == ["10.11.0.2:80"], 5)
+
+
+def test_with_authentication_a_daemon_given_the_user_works_and_a_wrong_password_fails_clearly(
+        etcd, make_daemon, tmp_path):
+    good = tmp_path / "password"
+    good.write_text("s3cret\n")
+    creds = ["--store-user", "root", "--store-password-file", str(good)]
+    # Started before etcd's authentication is on, they take tokens once it is.
+    a = make_daemon("a", etcd.url(), "--store-ttl", TTL, *creds)
+    b = make_daemon("b", etcd.url([1, 2, 0]), "--store-ttl", TTL, *creds)
+    write(a.path("before"), "10.12.0.9:80 check=none\n")
+    assert wait_until(lambda: b.endpoints("before") == ["10.12.0.9:80"], 5), b.read_log()
+    etcd.enable_auth("root", "s3cret")
+    write(a.path("auth"), "10.12.0.1:80 check=none\n")
+    assert wait_until(lambda: b.endpoints("auth") == ["10.12.0.1:80"], 5), b.read_log()
+    assert "/regfs/auth/a/10.12.0.1:80" in etcd.keys()
+    bad = tmp_path / "wrong"
+    bad.write_text("wrong\n")
+    c = make_daemon("c", etcd.url(), "--store-user", "root", "--store-password-file", str(bad),
+                    "--store-timeout", "500ms")
+    assert wait_until(lambda: "authentication failed" in c.read_log(), 10), c.read_log()
+    assert c.status()["store"]["reachable"] is False
+    with pytest.raises(OSError) as e:
+        write(c.path("x"), "10.12.0.2:80 check=none\n")
+    assert e.value.errno == errno.ETIMEDOUT
+    assert c.endpoints("auth") is None  # it never read the prefix
+    assert b.endpoints("x") is None

@@ -234,3 +234,16 @@ TEST_CASE("requests carry base64 keys, the prefix's range end and 64-bit numbers
   CHECK_THAT(txn, Catch::Matchers::Contains(R"("request_delete_range":{"key":")" + b64("/regfs/web/n1/10.0.0.9:80")));
   CHECK_THAT(txn, Catch::Matchers::Contains(R"("lease":"42")"));
 }
+
+TEST_CASE("an authenticate reply's token goes into a header only when it is printable") {
+  CHECK(auth_request("root", "p\"w") == R"({"name":"root","password":"p\"w"})");
+  auto ok = parse_auth(R"({"header":{"revision":"3"},"token":"cqgDgpjeVyHhDMoQ.2312"})");
+  REQUIRE(ok.ok());
+  CHECK(*ok == "cqgDgpjeVyHhDMoQ.2312");
+  for (const char* bad : {R"({"header":{}})", R"({"token":""})", R"({"token":"a\r\nX-Evil: 1"})",
+                          R"({"token":"a b"})", R"({"token":7})",
+                          R"({"error":"etcdserver: authentication failed, invalid user ID or password","code":3})"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_auth(bad).ok());
+  }
+}

@@ -164,6 +164,9 @@ TEST_CASE("store: bad URLs, prefixes and durations fail with a clear error") {
       {{"--store-ttl", "1s"}, "--store-ttl"},
       {{"--store-ttl", "2.5s"}, "--store-ttl"},
       {{"--store-timeout", "10ms"}, "--store-timeout"},
+      {{"--store-user", "root"}, "go together"},
+      {{"--store-password-file", "/etc/regfs/etcd-password"}, "go together"},
+      {{"--store-user", "a b", "--store-password-file", "/p"}, "is not a user name"},
       {{"--store", "etcd://127.0.0.1:2379", "--store-timeout", "3s"}, "at most half of --stall-timeout"},
   };
   for (const auto& [args, expected] : cases) {
