@@ -35,10 +35,12 @@ def sh(*cmd, check=True):
 
 
 class Host:
-    def __init__(self, index, base):
+    def __init__(self, index, base, prefix="rf", subnet=SUBNET, bridge=BRIDGE):
         self.index = index
-        self.name = f"rf{index}"
-        self.ip = f"{SUBNET}.{10 + index}"
+        self.name = f"{prefix}{index}"
+        self.subnet = subnet
+        self.bridge = bridge
+        self.ip = f"{subnet}.{10 + index}"
         self.dir = os.path.join(base, self.name)
         self.mount = os.path.join(self.dir, "mnt")
         self.state = os.path.join(self.dir, "state")
@@ -53,7 +55,7 @@ class Host:
         sh("ip", "netns", "add", self.name)
         sh("ip", "link", "add", f"v{self.name}", "type", "veth", "peer", "name", "eth0",
            "netns", self.name)
-        sh("ip", "link", "set", f"v{self.name}", "master", BRIDGE, "up")
+        sh("ip", "link", "set", f"v{self.name}", "master", self.bridge, "up")
         self.netns("ip", "addr", "add", f"{self.ip}/24", "dev", "eth0")
         self.netns("ip", "link", "set", "eth0", "up")
         self.netns("ip", "link", "set", "lo", "up")
@@ -137,7 +139,7 @@ class Host:
     def lossy(self, percent):
         self.nft(f"table inet regfs_fault\ndelete table inet regfs_fault\n"
                  f"table inet regfs_fault {{\n chain in {{ type filter hook input priority 0;\n"
-                 f"  ip saddr {SUBNET}.0/24 numgen random mod 100 < {percent} drop\n }}\n}}\n")
+                 f"  ip saddr {self.subnet}.0/24 numgen random mod 100 < {percent} drop\n }}\n}}\n")
 
     def heal(self):
         self.netns("nft", "delete", "table", "inet", "regfs_fault", check=False)
