@@ -289,11 +289,13 @@ void EtcdStore::keepalive() {
     keepalive();
   });
   if (connecting_ || lease_ == 0) return;  // the session checks the lease as it connects
+  // Bounded by the request timeout, not the interval: on a loaded host a slow
+  // answer is not a lost member (two keepalives may overlap; both are harmless).
   ++stats_.requests;
   const auto s = session_;
   keepalive_req_ = Post::start(
       io_, config_.members[member_], "/v3/lease/keepalive", lease_keepalive_request(lease_),
-      std::min<Duration>(config_.request_timeout, config_.ttl / 3), [this, s](Result<Reply> r) {
+      config_.request_timeout, [this, s](Result<Reply> r) {
         if (s != session_ || stopping_) return;
         auto lease = parsed(r, parse_lease);
         if (!lease) {
