@@ -7,7 +7,8 @@
 As root, with REGFS_BUILD naming the build (a sanitizer build works: its
 reports end the daemon and fail the run). Its own bridge (br-regfs-soak,
 10.78.0.0/24, an address in the root namespace, no default route in the
-namespaces) and namespaces (rs1..rs5), so it runs beside the test suites.
+namespaces) and namespaces (rs1..rs5), so it runs beside the test suites;
+--lane 1 uses br-regfs-soak1, 10.80.0.0/24 and rt1..rt5, beside another soak.
 
 - Readers read random services on random nodes without pause: through
   `/registry/<svc>` (a health check at read time: half of the services are
@@ -19,9 +20,10 @@ namespaces) and namespaces (rs1..rs5), so it runs beside the test suites.
   an endpoint (`-ENDPOINT`) or unlink them; every acknowledged change is the
   expected state, a change whose write failed (its node was killed) makes the
   service's state unknown until the next acknowledged replace.
-- Every --churn seconds one of rs3..rs5 (in turn) is killed with SIGKILL and
-  started again on its state directory; rs1 and rs2 live through the run, and
-  their resident memory and open descriptors are sampled every 10 s.
+- Every --churn seconds one of nodes 3-5 (in turn) is killed with SIGKILL and
+  started again on its state directory; nodes 1 and 2 live through the run,
+  and their resident memory and open descriptors are sampled every 10 s and
+  judged after --warmup minutes.
 - Every node drops --loss percent of what arrives from the test network.
 
 At the end the loss is healed and every node must list exactly the expected
@@ -48,15 +50,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import REGFS, wait_until  # noqa: E402
 from conftest import PORT, Host, sh  # noqa: E402
 
-BRIDGE = "br-regfs-soak"
-SUBNET = "10.78.0"
-PREFIX = "rs"
 NODES = 5
-STEADY = ("rs1", "rs2")  # never killed: their memory and descriptors are judged
+# Two soaks can run at once (--lane 0 or 1): each has its own bridge, subnet
+# and namespace names.
+LANES = [("br-regfs-soak", "10.78.0", "rs"), ("br-regfs-soak1", "10.80.0", "rt")]
+BRIDGE, SUBNET, PREFIX = LANES[0]
 CHECKED = [f"checked-{i}" for i in range(8)]
 PLAIN = [f"plain-{i}" for i in range(8)]
 ALWAYS = {errno.ENOENT, errno.EHOSTDOWN}
 RESTARTING = ALWAYS | {errno.ENOTCONN, errno.ECONNABORTED}
+
+
+def steady(name):
+    """Nodes 1 and 2 are never killed: their memory and descriptors are judged."""
+    return name in (f"{PREFIX}1", f"{PREFIX}2")
 
 
 def teardown():
@@ -217,13 +224,13 @@ class Soak:
         start = time.monotonic()
         while not self.stop.wait(10):
             for h in self.hosts:
-                if h.name in STEADY and h.proc is not None:
+                if steady(h.name) and h.proc is not None:
                     rss, fds = proc_sample(h.proc.pid)
                     self.samples.setdefault(h.name, []).append(
                         (round(time.monotonic() - start), rss, fds))
 
     def churn(self):
-        victims = [h for h in self.hosts if h.name not in STEADY]
+        victims = [h for h in self.hosts if not steady(h.name)]
         turn = 0
         while not self.stop.wait(self.args.churn):
             h = victims[turn % len(victims)]
@@ -285,9 +292,10 @@ class Soak:
     def judge_steady(self):
         verdict = {}
         for name, series in self.samples.items():
-            # After warm-up (the first fifth of the run): the last samples
+            # After warm-up (--warmup: longer than the 5 min removals are
+            # remembered, after which they stop accumulating): the last samples
             # against the first, memory within 10 % or 2 MB, descriptors within 8.
-            warm = series[len(series) // 5:]
+            warm = [x for x in series if x[0] >= self.args.warmup * 60]
             if len(warm) < 4:
                 continue
             head, tail = warm[:2], warm[-2:]
@@ -295,7 +303,8 @@ class Soak:
             fd0, fd1 = max(s[2] for s in head), max(s[2] for s in tail)
             flat = rss1 <= max(rss0 * 1.10, rss0 + 2048) and fd1 <= fd0 + 8
             verdict[name] = {"rss_kb": [rss0, rss1], "fds": [fd0, fd1], "flat": flat,
-                             "peak_rss_kb": max(s[1] for s in series)}
+                             "peak_rss_kb": max(s[1] for s in series),
+                             "per_minute": [x for x in series if x[0] % 60 < 10]}
             if not flat:
                 self.errors.append(f"{name} grew after warm-up: rss {rss0}->{rss1} kB, "
                                    f"fds {fd0}->{fd1}")
@@ -326,11 +335,15 @@ def main():
     ap.add_argument("--loss", type=int, default=10)
     ap.add_argument("--churn", type=float, default=60)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--warmup", type=float, default=6, help="minutes before memory is judged")
+    ap.add_argument("--lane", type=int, choices=(0, 1), default=0)
     ap.add_argument("--out")
     ap.add_argument("--lose-state", action="store_true",
                     help="wipe a killed node's state directory before its restart, to see "
                          "the soak's checks catch what that loses")
     args = ap.parse_args()
+    global BRIDGE, SUBNET, PREFIX
+    BRIDGE, SUBNET, PREFIX = LANES[args.lane]
     soak = Soak(args)
     started = time.monotonic()
     try:
@@ -344,6 +357,7 @@ def main():
     summary = {
         "seed": args.seed, "minutes": args.minutes, "readers": args.readers,
         "writers": args.writers, "loss_percent": args.loss, "churn_s": args.churn,
+        "warmup_min": args.warmup,
         "build": os.environ.get("REGFS_BUILD"), "kills": soak.kills,
         "reads": soak.reads, "read_errnos": {errno.errorcode.get(k, "ok"): v
                                              for k, v in sorted(soak.read_errnos.items())},
