@@ -20,15 +20,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/base64.hpp"  // etcd's bytes fields
 #include "core/instance.hpp"
 #include "core/result.hpp"
 
 namespace regfs::etcd {
-
-// RFC 4648 base64 with padding, the encoding of etcd's bytes fields.
-std::string base64_encode(std::string_view bytes);
-// Strict: the standard alphabet, padding where due, no blanks.
-std::optional<std::string> base64_decode(std::string_view text);
 
 // The end of the range of every key starting with `prefix` (etcd's
 // range_end: the prefix with its last byte incremented). `prefix` must not

@@ -1,5 +1,7 @@
 #include "keyring.hpp"
 
+#include "core/base64.hpp"
+
 #include <cstring>
 #include <fstream>
 #include <pthread.h>
@@ -77,58 +79,6 @@ void random_bytes(std::span<std::uint8_t> out) {
   randombytes_buf(out.data(), out.size());
 }
 
-std::string base64_encode(std::span<const std::uint8_t> bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    const std::uint32_t b0 = bytes[i];
-    const std::uint32_t b1 = i + 1 < bytes.size() ? bytes[i + 1] : 0;
-    const std::uint32_t b2 = i + 2 < bytes.size() ? bytes[i + 2] : 0;
-    const std::uint32_t n = (b0 << 16) | (b1 << 8) | b2;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
-  }
-  return out;
-}
-
-Result<std::vector<std::uint8_t>> base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0) return Error{Errc::invalid_line, "base64: length not a multiple of 4"};
-  std::vector<std::uint8_t> out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      if (c == '=' && i + 4 == text.size() && j >= 2) {
-        v[j] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0 || (v[j] = value(c)) < 0) return Error{Errc::invalid_line, "base64: bad character"};
-    }
-    const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) |
-                            (static_cast<std::uint32_t>(v[1]) << 12) |
-                            (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
-    out.push_back(static_cast<std::uint8_t>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<std::uint8_t>(n >> 8));
-    if (pad < 1) out.push_back(static_cast<std::uint8_t>(n));
-  }
-  return out;
-}
-
 Keyring::Keyring(std::vector<Key> keys) : keys_(std::move(keys)) { ensure_sodium(); }
 
 Result<Keyring> Keyring::parse(std::string_view text) {
@@ -149,7 +99,7 @@ Result<Keyring> Keyring::parse(std::string_view text) {
       return bad_key("line " + std::to_string(line_no) + ": expected a base64 32-byte key");
     }
     Key key{};
-    std::copy(bytes->begin(), bytes->end(), key.begin());
+    std::memcpy(key.data(), bytes->data(), key.size());
     keys.push_back(key);
   }
   if (keys.empty()) return bad_key("no key");
@@ -168,7 +118,7 @@ std::string Keyring::generate_key() {
   ensure_sodium();
   Key key{};
   randombytes_buf(key.data(), key.size());
-  return base64_encode(key);
+  return base64_encode({reinterpret_cast<const char*>(key.data()), key.size()});
 }
 
 std::optional<SealLabel> peek_label(std::span<const std::uint8_t> sealed) {

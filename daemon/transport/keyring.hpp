@@ -81,8 +81,5 @@ class Keyring {
 // Unpredictable bytes (libsodium's generator).
 void random_bytes(std::span<std::uint8_t> out);
 
-// Base64 (standard alphabet, padded). decode fails on anything else.
-std::string base64_encode(std::span<const std::uint8_t> bytes);
-Result<std::vector<std::uint8_t>> base64_decode(std::string_view text);
 
 }  // namespace regfs::transport
