@@ -11,51 +11,18 @@ iterations=${1:-20000}
 "$root/packaging/build.sh" "$root/build"
 bin=$root/build
 
-work=$(mktemp -d /tmp/regfs-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for m in "$work"/m*; do fusermount3 -uz "$m" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-start_daemon() {  # name, extra args...
-  local name=$1
-  shift
-  "$bin/daemon/app/regfsd" --mount "$work/$name" --state-dir "$work/state-$name" \
-    --node-name "$name" --advertise 127.0.0.1 --bind 127.0.0.1:0 --log-level warn "$@" 2>>"$work/$name.log" &
-  pids+=($!)
-  for _ in $(seq 200); do [[ -r $work/$name/.metrics ]] && break; sleep 0.05; done
-}
+source "$root/bench/lib.sh"
+bench_workdir regfs-bench
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+bench_tcp_servers 5
 
-# Five loopback TCP servers for the instances to point at: accept, close.
-python3 - "$work/ports" <<'PY' &
-import socket, sys, threading
-def serve(s):
-    while True:
-        c, _ = s.accept()
-        c.close()
-socks = []
-for _ in range(5):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024); socks.append(s)
-    threading.Thread(target=serve, args=(s,), daemon=True).start()
-open(sys.argv[1], "w").write(" ".join(str(s.getsockname()[1]) for s in socks))
-threading.Event().wait(3600)
-PY
-pids+=($!)
-for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
-read -r -a ports <"$work/ports" || true
-
-start_daemon m1
+bench_start_daemon m1
 idle_pid=${pids[-1]}
 sleep 0.5
 idle_rss=$(rss_kb "$idle_pid")
 echo "127.0.0.1:${ports[0]}" >"$work/m1/svc1"
 for p in "${ports[@]}"; do echo "127.0.0.1:$p"; done >"$work/m1/svc5"
-start_daemon m0 --fresh 0
+bench_start_daemon m0 --fresh 0
 echo "127.0.0.1:${ports[0]}" >"$work/m0/svc1"
 
 # dnsmasq binds UDP and TCP on its port; a free UDP port may be a taken TCP

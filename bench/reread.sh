@@ -24,49 +24,15 @@ if [[ -z $bin ]]; then
   bin=$root/build
 fi
 
-work=$(mktemp -d /tmp/regfs-reread.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for m in "$work"/on "$work"/off; do fusermount3 -uz "$m" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-start_daemon() {  # name, extra args...
-  local name=$1
-  shift
-  "$bin/daemon/app/regfsd" --mount "$work/$name" --state-dir "$work/state-$name" \
-    --node-name "$name" --advertise 127.0.0.1 --bind 127.0.0.1:0 --log-level warn "$@" 2>>"$work/$name.log" &
-  pids+=($!)
-  for _ in $(seq 200); do [[ -r $work/$name/.metrics ]] && break; sleep 0.05; done
-  [[ -r $work/$name/.metrics ]] || { echo "reread.sh: regfsd $name did not start" >&2; exit 1; }
-}
+source "$root/bench/lib.sh"
+bench_workdir regfs-reread
 metric() {  # mount, name
   awk -v n="$2" '$1 == n {print $2}' "$work/$1/.metrics"
 }
+bench_tcp_servers 3
 
-# Three loopback TCP servers for the instances: accept, close.
-python3 - "$work/ports" <<'PY' &
-import socket, sys, threading
-def serve(s):
-    while True:
-        c, _ = s.accept()
-        c.close()
-socks = []
-for _ in range(3):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024); socks.append(s)
-    threading.Thread(target=serve, args=(s,), daemon=True).start()
-open(sys.argv[1], "w").write(" ".join(str(s.getsockname()[1]) for s in socks))
-threading.Event().wait(3600)
-PY
-pids+=($!)
-for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
-read -r -a ports <"$work/ports" || true
-
-start_daemon on
-start_daemon off --recheck-after 0
+bench_start_daemon on
+bench_start_daemon off --recheck-after 0
 for m in on off; do
   printf '127.0.0.1:%s\n127.0.0.1:%s\n' "${ports[0]}" "${ports[1]}" >"$work/$m/svc2"
   echo "127.0.0.1:${ports[2]}" >"$work/$m/svc1"
