@@ -14,65 +14,18 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
+#include "mount_table.hpp"
 #include "operations.hpp"
 
 namespace regfs::fs {
 
-namespace {
-
-// Whether the topmost mount at `mountpoint` (an absolute path, as the mount
-// table spells it) is a regfs mount, from /proc/self/mountinfo: reading it
-// sends nothing to the mount, which may answer nothing.
-bool is_regfs_mount(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  bool found = false;
-  for (int n = 0; n < 100000 && std::getline(in, line); ++n) {  // later lines are mounted on top
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    fields >> id >> parent >> dev >> root >> point;
-    if (point.empty()) continue;
-    std::string decoded;  // the kernel writes ' ', '\t', '\n' and '\\' as \ooo
-    for (std::size_t i = 0; i < point.size(); ++i) {
-      const auto octal = [&](std::size_t k) { return point[k] >= '0' && point[k] <= '7'; };
-      if (point[i] == '\\' && i + 3 < point.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
-        decoded += static_cast<char>((point[i + 1] - '0') * 64 + (point[i + 2] - '0') * 8 +
-                                     (point[i + 3] - '0'));
-        i += 3;
-      } else {
-        decoded += point[i];
-      }
-    }
-    if (decoded != mountpoint) continue;
-    const auto dash = line.find(" - ");
-    found = dash != std::string::npos && line.compare(dash + 3, 11, "fuse.regfs ") == 0;
-  }
-  return found;
-}
-
-}  // namespace
-
 bool take_over_dead_mount(const std::string& mountpoint, std::chrono::milliseconds patience) {
-  std::string absolute = mountpoint;
-  if (!absolute.starts_with("/")) {
-    char cwd[4096];
-    if (getcwd(cwd, sizeof cwd) != nullptr) absolute = std::string(cwd) + "/" + absolute;
-  }
-  while (absolute.size() > 1 && absolute.ends_with("/")) absolute.pop_back();
-  // The mount table names the path with its symbolic links resolved. Only the
-  // parent is resolved: resolving the mountpoint itself would ask the mount.
-  if (const auto slash = absolute.rfind('/'); slash != std::string::npos && slash > 0) {
-    if (char* parent = realpath(absolute.substr(0, slash).c_str(), nullptr)) {
-      absolute = std::string(parent) + absolute.substr(slash);
-      std::free(parent);
-    }
-  }
-  if (!is_regfs_mount(absolute)) return false;  // a plain directory, or not ours
+  const std::string absolute = table_path(mountpoint);
+  const auto mounted = topmost_mount(absolute);
+  if (!mounted || mounted->fstype != "fuse.regfs") return false;  // a plain directory, or not ours
   // The probe reads .metrics, which only the daemon answers (a stat() may be
   // answered from the kernel's cache), on a thread of its own: on a mount
   // whose daemon died while one of its threads waited in the kernel (an

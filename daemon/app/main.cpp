@@ -3,7 +3,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <random>
@@ -28,6 +27,7 @@
 #include "mirror.hpp"
 #include "sentinel.hpp"
 #include "fs/filesystem.hpp"
+#include "fs/mount_table.hpp"
 #include "fs/session.hpp"
 #include "fs/watchdog.hpp"
 #include "net/health_checker.hpp"
@@ -270,11 +270,8 @@ int run(const regfs::Options& opt) {
       return kExitStart;
     }
     session = std::move(*mounted);
-    std::error_code ec;
-    const auto where = std::filesystem::canonical(opt.mount, ec);
-    if (const auto connection = fuse_connection_of(ec ? opt.mount.c_str() : where.c_str());
-        sentinel && connection) {
-      sentinel->watch(*connection);
+    if (const auto entry = fs::topmost_mount(fs::table_path(opt.mount)); sentinel && entry) {
+      sentinel->watch(entry->minor);
     }
     const long timeout = kernel_request_timeout();
     const auto longest = std::chrono::duration_cast<std::chrono::seconds>(

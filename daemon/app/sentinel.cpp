@@ -135,20 +135,4 @@ void Sentinel::watch(unsigned connection) const {
   }
 }
 
-std::optional<unsigned> fuse_connection_of(const char* mountpoint) {
-  std::ifstream info("/proc/self/mountinfo");
-  std::string id, parent, dev, root, point;
-  std::string line;
-  std::optional<unsigned> found;
-  while (std::getline(info, line)) {
-    std::istringstream fields(line);
-    fields >> id >> parent >> dev >> root >> point;
-    if (point != mountpoint) continue;
-    const auto colon = dev.find(':');
-    if (colon == std::string::npos) continue;
-    found = static_cast<unsigned>(std::stoul(dev.substr(colon + 1)));  // the last one mounted there
-  }
-  return found;
-}
-
 }  // namespace regfs

@@ -36,8 +36,4 @@ class Sentinel {
   int fd_;  // the pipe's write end; closed by the daemon's exit
 };
 
-// The FUSE connection number of the mount at `mountpoint` (its device minor,
-// from /proc/self/mountinfo), or nullopt.
-std::optional<unsigned> fuse_connection_of(const char* mountpoint);
-
 }  // namespace regfs
