@@ -270,22 +270,31 @@ void Registrar::recorded(const InstanceKey& key, const CheckResult& result, Time
   const auto before = inst->verdict.state;
   inst->verdict.record(result.healthy, result.detail, now);
   const bool flipped = before != inst->verdict.state;
-  if (flipped && before != Verdict::State::unknown) {
+  // A first verdict is no flip: a read of an unchecked instance checks it
+  // first, so what the name answers has not changed.
+  const bool answer_changed = flipped && before != Verdict::State::unknown;
+  if (answer_changed) {
     spdlog::info("{} {} is now {} ({})", service, to_string(spec.endpoint),
                  to_string(inst->verdict.state), result.detail);
   }
+  ChangeEvent flip{0, now, service, ChangeEvent::Kind::verdict, to_string(spec.endpoint), owner,
+                   inst->verdict.state};
   if (owner == config_.name && inst->verdict.reapable(now, config_.reap_after)) {
     spdlog::warn("reaping {} {}: failing for {} ms ({})", service, to_string(spec.endpoint),
                  std::chrono::duration_cast<milliseconds>(now - inst->verdict.failing_since).count(),
                  result.detail);
     auto raw = own_[service];
     std::erase_if(raw, [&](const InstanceSpec& s) { return resolve({s}).front() == spec; });
+    if (answer_changed) feed_.publish(std::move(flip));
     if (apply_own(service, std::move(raw)).ok()) ++metrics_.reaped;
     return;
   }
   if (flipped) {
     for (auto* sink : sinks_) sink->service_changed(service);
   }
+  // After the sinks, so that a follower woken by the feed finds the kernel's
+  // cached names of the service dropped (or on their way out).
+  if (answer_changed) feed_.publish(std::move(flip));
   replan_service(service);
 }
 
@@ -380,7 +389,11 @@ Status Registrar::apply_own(const std::string& service, std::vector<InstanceSpec
     spdlog::info("registered {}: {} instance(s)", service, raw.size());
     own_[service] = std::move(raw);
   }
-  if (registry_.replace(service, config_.name, resolved)) changed(service);
+  std::vector<InstanceChange> diff;
+  if (registry_.replace(service, config_.name, resolved, &diff)) {
+    changed(service);
+    publish(service, diff);
+  }
   rearm();
   return ok_status();
 }
@@ -394,7 +407,11 @@ void Registrar::set_replicator(Replicator* replicator) {
 void Registrar::apply_remote(const std::string& service, const std::string& origin,
                         std::vector<InstanceSpec> instances) {
   if (origin == config_.name || !valid_service_name(service)) return;
-  if (registry_.replace(service, origin, std::move(instances))) changed(service);
+  std::vector<InstanceChange> diff;
+  if (registry_.replace(service, origin, std::move(instances), &diff)) {
+    changed(service);
+    publish(service, diff);
+  }
   rearm();
 }
 
@@ -404,6 +421,17 @@ std::vector<InstanceSpec> Registrar::resolve(const std::vector<InstanceSpec>& ra
     if (spec.endpoint.uses_advertise()) spec.endpoint.host = config_.advertise;
   }
   return out;
+}
+
+// Called after changed(): the sinks have queued their invalidations first.
+void Registrar::publish(const std::string& service, const std::vector<InstanceChange>& diff) {
+  const Time now = clock_.now();
+  for (const auto& change : diff) {
+    feed_.publish(ChangeEvent{0, now, service,
+                              change.added ? ChangeEvent::Kind::added : ChangeEvent::Kind::removed,
+                              to_string(change.instance.spec.endpoint), change.instance.owner,
+                              change.instance.verdict.state});
+  }
 }
 
 void Registrar::changed(const std::string& service) {

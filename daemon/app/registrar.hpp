@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/change_feed.hpp"
 #include "core/metrics.hpp"
 #include "core/registry.hpp"
 #include "core/render.hpp"
@@ -116,6 +117,10 @@ class Registrar final : public fs::Backend, public RemoteSink {
 
   const Registry& registry() const { return registry_; }
   const Metrics& metrics() const { return metrics_; }
+  // Every change to what a name would answer: instances added and removed
+  // (this node's writes and reaping, replicated changes from either store)
+  // and verdict flips (core/change_feed.hpp). Loop thread only.
+  ChangeFeed& feed() { return feed_; }
 
  private:
   struct Read;  // a read waiting for checks (registrar.cpp)
@@ -129,6 +134,8 @@ class Registrar final : public fs::Backend, public RemoteSink {
   Status apply_own(const std::string& service, std::vector<InstanceSpec> raw);
   std::vector<InstanceSpec> resolve(const std::vector<InstanceSpec>& raw) const;
   void changed(const std::string& service);
+  // Publishes what a replace() reported to the feed.
+  void publish(const std::string& service, const std::vector<InstanceChange>& diff);
 
   void start_read(const std::shared_ptr<Read>& read, Time deadline);
   void replan(const std::shared_ptr<Read>& read, bool final);
@@ -155,6 +162,7 @@ class Registrar final : public fs::Backend, public RemoteSink {
   Replicator* replicator_ = nullptr;
 
   Registry registry_;
+  ChangeFeed feed_;
   std::map<std::string, std::vector<InstanceSpec>, std::less<>> own_;  // as written, durable
   Metrics metrics_;
   std::set<InstanceKey> in_flight_;

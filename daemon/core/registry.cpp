@@ -13,7 +13,7 @@ bool same_order(const Instance& a, const Instance& b) {
 }  // namespace
 
 bool Registry::replace(std::string_view service, std::string_view owner,
-                       std::vector<InstanceSpec> specs) {
+                       std::vector<InstanceSpec> specs, std::vector<InstanceChange>* diff) {
   auto it = services_.find(service);
   if (it == services_.end()) {
     if (specs.empty()) return false;
@@ -31,6 +31,11 @@ bool Registry::replace(std::string_view service, std::string_view owner,
   specs.erase(std::unique(specs.begin(), specs.end()), specs.end());
 
   bool changed = previous.size() != specs.size();
+  if (diff != nullptr) {
+    for (const auto& p : previous) {
+      if (!std::binary_search(specs.begin(), specs.end(), p.spec)) diff->push_back({false, p});
+    }
+  }
   for (auto& spec : specs) {
     Instance inst{std::string(owner), std::move(spec), {}};
     const auto old = std::find_if(previous.begin(), previous.end(),
@@ -39,6 +44,7 @@ bool Registry::replace(std::string_view service, std::string_view owner,
       inst.verdict = std::move(old->verdict);
     } else {
       changed = true;
+      if (diff != nullptr) diff->push_back({true, inst});
     }
     kept.push_back(std::move(inst));
   }

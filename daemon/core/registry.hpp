@@ -31,14 +31,23 @@ struct Service {
   std::uint64_t version = 0;        // bumps on every change of `instances`
 };
 
+// One instance that a replace() added or removed (for the change feed).
+struct InstanceChange {
+  bool added = false;  // else removed
+  Instance instance;   // a removed one with its last verdict
+};
+
 class Registry {
  public:
   using Services = std::map<std::string, Service, std::less<>>;
 
   // Replaces every instance `owner` holds in `service` with `specs` (empty
   // removes them; a service left with no instance disappears). Verdicts of
-  // instances that stay are kept. Returns whether anything changed.
-  bool replace(std::string_view service, std::string_view owner, std::vector<InstanceSpec> specs);
+  // instances that stay are kept. Returns whether anything changed; when
+  // `diff` is given, appends what was removed, then what was added (an
+  // instance whose check changed is both).
+  bool replace(std::string_view service, std::string_view owner, std::vector<InstanceSpec> specs,
+               std::vector<InstanceChange>* diff = nullptr);
 
   // Removes every instance of `owner`. Returns the services that changed.
   std::vector<std::string> drop_owner(std::string_view owner);

@@ -374,3 +374,44 @@ TEST_CASE("a write the store refuses changes nothing, in memory or on disk, and 
   REQUIRE(f.node->write("web", "10.0.0.9:80", false).ok());
   CHECK(f.replicated.size() == 1);
 }
+
+TEST_CASE("the change feed gets additions, removals and verdict flips, not first verdicts") {
+  Fixture f;
+  auto sub = f.node->feed().subscribe(64, nullptr);
+  auto kinds = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : sub.take().events) {
+      out.push_back(std::string(to_string(e.kind)) + " " + e.service + " " + e.endpoint + " " +
+                    e.owner + " " + to_string(e.verdict));
+    }
+    return out;
+  };
+  REQUIRE(f.node->write("web", "10.0.0.1:80\n:81", false).ok());
+  CHECK(kinds() == std::vector<std::string>{"added web 10.0.0.1:80 n1 unknown",
+                                            "added web 127.0.0.1:81 n1 unknown"});
+  REQUIRE(f.node->write("web", "10.0.0.1:80", false).ok());
+  CHECK(kinds() == std::vector<std::string>{"removed web 127.0.0.1:81 n1 unknown"});
+  REQUIRE(f.node->write("web", "10.0.0.1:80", false).ok());  // no change: no event
+  CHECK(kinds().empty());
+  f.node->apply_remote("db", "n2", {*parse_line("10.0.0.7:5432", Limits{})});
+  CHECK(kinds() == std::vector<std::string>{"added db 10.0.0.7:5432 n2 unknown"});
+
+  // A first verdict is not a flip; a change of verdict is.
+  f.read(fs::FileKind::one, "web");
+  REQUIRE(f.checker.calls.size() == 1);
+  f.checker.complete(0, true);
+  CHECK(kinds().empty());
+  f.advance(seconds(2));  // the background round checks own instances
+  REQUIRE(f.checker.calls.size() == 2);
+  f.checker.complete(1, false);
+  CHECK(kinds() == std::vector<std::string>{"verdict web 10.0.0.1:80 n1 unhealthy"});
+  f.advance(seconds(2));
+  REQUIRE(f.checker.calls.size() == 3);
+  f.checker.complete(2, false);  // the same verdict again: no event
+  CHECK(kinds().empty());
+
+  f.node->apply_remote("db", "n2", {});
+  CHECK(kinds() == std::vector<std::string>{"removed db 10.0.0.7:5432 n2 unknown"});
+  REQUIRE(f.node->remove("web").ok());
+  CHECK(kinds() == std::vector<std::string>{"removed web 10.0.0.1:80 n1 unhealthy"});
+}

@@ -238,3 +238,24 @@ TEST_CASE("merge_write: remove takes out exactly the named instances") {
   REQUIRE_FALSE(none_held.ok());
   CHECK(none_held.error().code == Errc::not_found);
 }
+
+TEST_CASE("replace reports what it removed and added, removed ones with their last verdict") {
+  Registry r;
+  std::vector<InstanceChange> diff;
+  CHECK(r.replace("web", "n1", {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, &diff));
+  REQUIRE(diff.size() == 2);
+  CHECK(diff[0].added);
+  CHECK(diff[1].added);
+  r.find("web")->instances[0].verdict.record(false, "refused", at(3));
+  diff.clear();
+  CHECK_FALSE(r.replace("web", "n1", {spec("10.0.0.2", 80), spec("10.0.0.1", 80)}, &diff));
+  CHECK(diff.empty());
+  CHECK(r.replace("web", "n1", {spec("10.0.0.2", 80), spec("10.0.0.3", 80)}, &diff));
+  REQUIRE(diff.size() == 2);
+  CHECK_FALSE(diff[0].added);
+  CHECK(diff[0].instance.spec == spec("10.0.0.1", 80));
+  CHECK(diff[0].instance.owner == "n1");
+  CHECK(diff[0].instance.verdict.state == Verdict::State::unhealthy);
+  CHECK(diff[1].added);
+  CHECK(diff[1].instance.spec == spec("10.0.0.3", 80));
+}
