@@ -15,6 +15,7 @@ packages=(
   buildah busybox-static
   tshark
   etcd-server etcd-client
+  libkainjow-mustache-dev nginx-light
 )
 
 missing=()

@@ -74,10 +74,18 @@ int cmd_status(const Context& ctx, const std::vector<std::string>& args);
 int cmd_members(const Context& ctx, const std::vector<std::string>& args);
 int cmd_keygen(const Context& ctx, const std::vector<std::string>& args);
 int cmd_run(const Context& ctx, const std::vector<std::string>& args);
+int cmd_watch(const Context& ctx, const std::vector<std::string>& args);
+int cmd_template(const Context& ctx, const std::vector<std::string>& args);
 
 // Reads a whole file; returns errno (0 on success).
 int read_file(const std::string& path, std::string& out);
 // Writes `text` with one write(); returns errno (0 on success).
 int write_file(const std::string& path, const std::string& text, bool append);
+// Replaces `path` with `text` atomically: a temporary file in the same
+// directory, then rename(), so a reader sees the old text or the new, never
+// a mix. Keeps the mode of the file it replaces (0644 for a new one). Returns
+// errno (0 on success); on failure `path` is untouched and no temporary
+// file is left.
+int replace_file(const std::string& path, const std::string& text);
 
 }  // namespace regfs::cli

@@ -20,6 +20,11 @@ const char* kHelp = R"(usage: regfs [--mount DIR | --mirror DIR] COMMAND [ARGS]
   run --name SERVICE [--port PORT|auto] [--check CHECK]
       [--requires SVC[,SVC...] [--requires-timeout SECONDS]] -- COMMAND...
                                            run, register, deregister on exit
+  watch SERVICE [--all] [-- COMMAND...]    print the answer now and at every change, or
+                                           run COMMAND with it in $REGFS_ENDPOINT(S)
+  template [--once] [--wait MIN[:MAX]] IN:OUT[:COMMAND]...
+                                           render Mustache templates IN to OUT at every
+                                           change; run COMMAND when OUT changed
 The mount is --mount, else $REGFS_MOUNT, else /registry. In Fargate mode (no mount),
 --mirror DIR or $REGFS_MIRROR names the daemon's mirror directory. Exit codes: 0 ok, 2 usage,
 3 not registered, 4 no healthy instance, 5 timed out, 6 permission denied,
@@ -63,11 +68,12 @@ int main(int argc, char** argv) {
   static const std::map<std::string, int (*)(const Context&, const std::vector<std::string>&)>
       commands = {{"get", cmd_get},         {"register", cmd_register}, {"deregister", cmd_deregister},
                   {"status", cmd_status},   {"members", cmd_members},   {"keygen", cmd_keygen},
-                  {"run", cmd_run}};
+                  {"run", cmd_run},         {"watch", cmd_watch},       {"template", cmd_template}};
   const auto it = commands.find(command);
   if (it == commands.end()) return fail_usage("unknown command '" + command + "' (regfs help)");
   if (!ctx.mirror.empty()) {
-    if (command == "status" || command == "members" || command == "run") {
+    if (command == "status" || command == "members" || command == "run" || command == "watch" ||
+        command == "template") {
       return fail_usage(command + " needs the mount; in Fargate mode use get, register, deregister",
                         kError);
     }
