@@ -97,7 +97,9 @@ void Filesystem::reply_entry(fuse_req_t req, Inode& node, double entry_timeout, 
   if (entry_timeout > 0 && (parent == kRootIno || parent == kAllIno) && !node.service.empty()) {
     exposed_.emplace(parent, node.service);
   }
-  if (fuse_reply_entry(req, &e) == 0) ++node.nlookup;
+  if (fuse_reply_entry(req, &e) != 0) return;
+  ++node.nlookup;
+  if (parent == kAnswersIno) answer_names_.insert(node.ino);
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
@@ -218,7 +220,7 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
       reply_entry(req, *node, entry_timeout, directory_of(kind));
     });
   }
-  InodeTable::hold(*node, Clock::now());
+  inodes_.hold(*node, Clock::now());
   const std::string target = link_target(kind, node->ino);
   parked.each([&](fuse_req_t req) {
     remember(req);
@@ -235,19 +237,41 @@ void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
-  inodes_.forget(ino, nlookup, Clock::now());
+  const auto now = Clock::now();
+  inodes_.forget(ino, nlookup, now);
+  // No kernel reference left: the kernel holds no name of it either.
+  if (const Inode* node = inodes_.find(ino); node == nullptr || node->nlookup == 0) {
+    answer_names_.erase(ino);
+  }
+  inodes_.collect(now);
 }
 
 void Filesystem::service_changed(const std::string& service) {
-  inodes_.sweep(service, Clock::now());
+  const auto now = Clock::now();
+  // The kernel's names of this service's answers under .answers/: whatever a
+  // readlink named before the change is superseded, so the kernel drops the
+  // names and then forgets the inodes once no open file holds them (an open
+  // file keeps reading its inode; a readlink's target stays findable for its
+  // hold, InodeTable::kHold). An answer that is still current is merely looked
+  // up again by the next open that is led to it. No lookup in .answers/ ever
+  // waits, so these invalidations never wait long for its directory's lock.
+  std::vector<fuse_ino_t> answers;
+  for (const Inode* node : inodes_.inodes_of(service)) {
+    if (answer_names_.erase(node->ino) != 0) answers.push_back(node->ino);
+  }
+  inodes_.sweep(service, now);
+  inodes_.collect(now);
   if (notifier_ == nullptr) return;
   // Not .wait/: its entries are never cached (each open looks up again), and
   // an invalidation there would queue behind a lookup parked in .wait/ for
   // another name, holding every later write's reply until that wait ends.
-  // Not .answers/: an answer's content never changes.
   for (fuse_ino_t dir : {kRootIno, kAllIno}) {
     if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
     notifier_->inval_entry(dir, service);
+    ++invalidations_;
+  }
+  for (fuse_ino_t ino : answers) {
+    notifier_->inval_entry(kAnswersIno, std::to_string(ino));
     ++invalidations_;
   }
 }
@@ -257,7 +281,8 @@ std::string Filesystem::metrics_text() const {
   out.counter("regfs_invalidations_total", "Kernel cache invalidations queued.", invalidations_);
   out.gauge("regfs_inodes", "Inodes the mount tracks.", inodes_.size());
   out.gauge("regfs_cached_names",
-            "Names the kernel may hold in its cache, remembered to drop them.", exposed_.size());
+            "Names the kernel may hold in its cache, remembered to drop them.",
+            exposed_.size() + answer_names_.size());
   out.gauge("regfs_parked_requests", "Kernel requests waiting in the daemon for a decision.",
             parked());
   out.counter("regfs_interrupted_total", "Parked requests ended by the reader's signal (EINTR).",

@@ -11,7 +11,7 @@
 // symbolic link whose readlink decides each open and names the chosen
 // answer's inode under .answers/ (in .wait/ too, where the readlink waits for
 // a healthy instance). Every change to a service drops exactly its entries in
-// / and .all/ from the kernel's cache.
+// / and .all/ from the kernel's cache, and the .answers/ names of its answers.
 //
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.
@@ -161,6 +161,12 @@ class Filesystem final : public ChangeSink {
   // kernel hold a dentry to drop. Registered services only, so bounded by the
   // registry: a missing name's negative entry is never kept.
   std::set<std::pair<fuse_ino_t, std::string>> exposed_;
+  // Answer inodes whose `.answers/<ino>` name a lookup handed the kernel
+  // (with a day's entry timeout) and that it still references. A change to
+  // their service drops those names, which supersedes them: otherwise the
+  // kernel would keep every answer a readlink ever named, and this daemon its
+  // inode. Bounded by the inode table.
+  std::set<fuse_ino_t> answer_names_;
   std::uint64_t invalidations_ = 0;  // kernel cache invalidations queued
   std::uint64_t interrupted_ = 0;    // parked requests ended with EINTR
   std::uint64_t abandoned_ = 0;      // decisions abandoned: every reader was interrupted

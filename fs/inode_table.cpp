@@ -73,6 +73,30 @@ bool InodeTable::unused(const Inode& node, Clock::time_point now) const {
          (node.type == InodeType::file || node.type == InodeType::link);
 }
 
+void InodeTable::hold(Inode& node, Clock::time_point now) {
+  node.held_until = now + kHold;
+  if (node.hold_queued) return;  // collect() finds the later end when it comes to it
+  holds_.emplace(node.held_until, node.ino);
+  node.hold_queued = true;
+}
+
+void InodeTable::collect(Clock::time_point now) {
+  // Bounded: each pass removes an entry, and puts one back only later than now.
+  while (!holds_.empty() && holds_.begin()->first <= now) {
+    const fuse_ino_t ino = holds_.begin()->second;
+    holds_.erase(holds_.begin());
+    Inode* node = find(ino);
+    if (node == nullptr) continue;
+    node->hold_queued = false;
+    if (node->held_until > now) {
+      holds_.emplace(node->held_until, ino);  // held again since it was queued
+      node->hold_queued = true;
+    } else if (unused(*node, now)) {
+      erase(ino);
+    }
+  }
+}
+
 void InodeTable::forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now) {
   Inode* node = find(ino);
   if (node == nullptr) return;

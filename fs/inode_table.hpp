@@ -11,6 +11,9 @@
 // inode of the chosen instance. Those answer inodes stay cached in the kernel
 // under `.answers/`, so a rotating open costs one round trip (the readlink).
 // So is a service with several instances under `.wait/`: its readlink waits.
+// When the service changes, the filesystem has the kernel drop those names,
+// so that it forgets the inodes (and this table with it) once no open file
+// holds them.
 //
 // Inode numbers are never reused. Loop thread only.
 #pragma once
@@ -55,6 +58,7 @@ struct Inode {
   // A readlink named this inode: it stays findable under .answers/ until then,
   // whatever the kernel forgets, since the kernel looks it up only after the reply.
   Clock::time_point held_until{};
+  bool hold_queued = false;  // in the table's queue of holds to end
 };
 
 class InodeTable {
@@ -73,8 +77,9 @@ class InodeTable {
   // A write went through `node`: the kernel's pages of it hold the writer's
   // bytes, so no later answer may lead to it. It lives on while referenced.
   void retire(Inode& node);
-  // Keeps `node` findable until kHold from `now`.
-  static void hold(Inode& node, Clock::time_point now) { node.held_until = now + kHold; }
+  // Keeps `node` findable until kHold from `now`; collect() forgets it after
+  // that if nothing references it.
+  void hold(Inode& node, Clock::time_point now);
   // Every file and link inode of `service`.
   std::vector<Inode*> inodes_of(const std::string& service);
   // Drops `n` kernel references; an inode the kernel no longer references
@@ -82,6 +87,10 @@ class InodeTable {
   void forget(fuse_ino_t ino, std::uint64_t n, Clock::time_point now);
   // Forgets the inodes of `service` that nothing references or holds any more.
   void sweep(const std::string& service, Clock::time_point now);
+  // Forgets the inodes whose hold has ended by `now` and that nothing
+  // references (the kernel forgot them while they were held). Cheap when
+  // nothing is due: call it often.
+  void collect(Clock::time_point now);
 
   std::size_t size() const { return nodes_.size(); }
 
@@ -97,6 +106,8 @@ class InodeTable {
   std::map<Key, fuse_ino_t> by_answer_;
   std::map<std::pair<FileKind, std::string>, fuse_ino_t> links_;
   std::multimap<std::string, fuse_ino_t> by_service_;
+  // Held inodes by when their hold ends (at most one entry each: hold_queued).
+  std::multimap<Clock::time_point, fuse_ino_t> holds_;
   fuse_ino_t next_ino_ = 16;
 };
 

@@ -16,6 +16,7 @@ int name_error(const char* name) {
 }  // namespace
 
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  inodes_.collect(Clock::now());
   const std::string n(name);
   if (parent == kRootIno) {
     if (n == ".all") return reply_entry(req, *inodes_.find(kAllIno), kDirTimeout, kRootIno);

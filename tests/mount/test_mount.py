@@ -112,6 +112,25 @@ def test_a_rotating_name_is_a_link_decided_on_every_open(daemon, servers):
     assert read(web) == ss[0].endpoint + "\n"
 
 
+def test_superseded_answers_are_forgotten_so_inodes_stay_bounded(daemon):
+    # Every change of a rotating service supersedes the answers its readlinks
+    # named under .answers/. Unless the kernel is told to drop those names it
+    # keeps them (their entries never time out), and the daemon keeps an
+    # inode for each: memory would grow with every change.
+    web = daemon.path("web")
+    base = metric(daemon, "regfs_inodes")
+    changes = 300
+    for i in range(changes):
+        port = 20000 + 2 * i
+        write(web, f"127.0.0.1:{port} check=none\n127.0.0.1:{port + 1} check=none\n")
+        got = {read(web) for _ in range(2)}
+        assert got <= {f"127.0.0.1:{port}\n", f"127.0.0.1:{port + 1}\n"}, got
+    # A name a readlink handed out stays findable for a moment (InodeTable::kHold).
+    assert wait_until(lambda: metric(daemon, "regfs_inodes") <= base + 20, 15), \
+        (base, metric(daemon, "regfs_inodes"))
+    assert read(web) in {f"127.0.0.1:{20000 + 2 * changes - 2 + k}\n" for k in (0, 1)}
+
+
 def test_writes_and_unlink_through_a_rotating_name(daemon, servers):
     a, b, c, d = (servers() for _ in range(4))
     web = daemon.path("web")

@@ -28,7 +28,7 @@ TEST_CASE("a held answer outlives the kernel's forget until the hold ends") {
   InodeTable t;
   Inode& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
   const fuse_ino_t ino = a.ino;
-  InodeTable::hold(a, t0);
+  t.hold(a, t0);
   a.nlookup = 2;
   t.forget(ino, 2, t0 + std::chrono::milliseconds(10));
   REQUIRE(t.find(ino) != nullptr);  // a readlink named it 10 ms ago
@@ -82,4 +82,26 @@ TEST_CASE("directories are never forgotten") {
     CHECK(t.find(dir) != nullptr);
   }
   CHECK(t.find(kAnswersIno)->type == InodeType::dir_answers);
+}
+
+TEST_CASE("an answer the kernel forgot while it was held is collected once the hold ends") {
+  InodeTable t;
+  Inode& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  Inode& b = t.file(FileKind::one, "api", "10.0.0.2:80\n", 0);
+  const fuse_ino_t a_ino = a.ino, b_ino = b.ino;
+  t.hold(a, t0);
+  t.hold(b, t0);
+  a.nlookup = b.nlookup = 1;
+  t.forget(a_ino, 1, t0);
+  t.hold(b, t0 + std::chrono::seconds(1));  // named by a readlink again
+  t.collect(t0 + InodeTable::kHold - std::chrono::milliseconds(1));
+  CHECK(t.find(a_ino) != nullptr);
+  t.collect(t0 + InodeTable::kHold);  // no change to "web" needed
+  CHECK(t.find(a_ino) == nullptr);
+  CHECK(t.find(b_ino) != nullptr);  // held longer, and referenced
+  t.forget(b_ino, 1, t0 + InodeTable::kHold);
+  t.collect(t0 + InodeTable::kHold + std::chrono::seconds(1));
+  CHECK(t.find(b_ino) == nullptr);
+  t.collect(t0 + std::chrono::hours(1));  // the queue is empty: nothing to do
+  CHECK(t.size() == 4);  // the directories
 }
