@@ -85,6 +85,14 @@ struct Config {
   std::uint32_t incarnation_jump_max = 1u << 20;
   std::uint64_t version_jump_max = 1u << 20;
 
+  // Instances this node keeps of one remote origin (a tombstone counts one):
+  // what one member holding the key can make every other member store. A
+  // node registers at most Limits::max_services_per_node services of up to
+  // Limits::max_instances_per_service each, but a task's daemon registers a
+  // handful; beyond this an origin's new registrations are refused here
+  // (docs/SECURITY.md).
+  std::size_t max_instances_per_origin = 65536;
+
   WireLimits wire;
   Limits limits;
   Faults faults;  // test-only defects (cluster/faults.hpp); all off

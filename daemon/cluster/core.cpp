@@ -14,7 +14,7 @@ Core::Core(Config config, NodeId self, PeerAddr addr, std::uint64_t seed, Time n
       started_(now),
       rng_(seed),
       awareness_(cfg_.awareness_max),
-      store_(self_, cfg_.faults) {
+      store_(self_, cfg_.faults, cfg_.max_instances_per_origin) {
   *members_.emplace(self_.name).first = Member{self_, std::move(addr), 0, MemberState::alive, now};
   // Spread phases so that nodes started together do not probe in lockstep.
   next_probe_ = now + Duration(static_cast<Duration::rep>(

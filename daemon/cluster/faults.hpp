@@ -11,6 +11,7 @@ struct Faults {
   bool restore_on_revive = false;  // a refuted death serves the origin's old entries again
   bool silent_changes = false;     // changes are applied but not reported (no invalidation)
   bool ignore_removals = false;    // removals from other nodes are not applied
+  bool no_origin_cap = false;      // a remote origin may fill the store without bound
 };
 
 }  // namespace regfs::cluster

@@ -42,20 +42,30 @@ void Store::changed(Changes& changes, const std::string& service, const std::str
   if (!faults_.silent_changes) changes.push_back({service, origin});
 }
 
-void Store::put(const std::string& origin, Origin& o, const std::string& service,
+bool Store::put(const std::string& origin, Origin& o, const std::string& service,
                 std::uint64_t version, std::vector<InstanceSpec> instances, Time now,
                 Changes& changes) {
+  const auto found = o.entries.find(service);
+  const std::size_t before = found == o.entries.end() ? 0 : weight(found->second.instances);
+  const std::size_t after = weight(instances);
+  if (after > before && o.held - before + after > max_per_origin_ && origin != self_.name &&
+      !faults_.no_origin_cap) {
+    ++over_cap_;
+    return false;
+  }
   auto [it, fresh] = o.entries.try_emplace(service);
   Stored& s = it->second;
   const bool served_before = !fresh && serves(o, s);
   const bool same = !fresh && s.instances == instances;
+  o.held = o.held - before + after;
   if (faults_.drop_tombstones && instances.empty() && origin != self_.name) {
     if (served_before) {
       index(service, origin, false);
       changed(changes, service, origin);
     }
+    o.held -= after;
     o.entries.erase(it);
-    return;
+    return true;
   }
   s.version = version;
   s.instances = std::move(instances);
@@ -64,6 +74,7 @@ void Store::put(const std::string& origin, Origin& o, const std::string& service
   const bool served_after = serves(o, s);
   if (served_before != served_after) index(service, origin, served_after);
   if (served_before != served_after || (served_after && !same)) changed(changes, service, origin);
+  return true;
 }
 
 void Store::erase_origin(std::map<std::string, Origin, std::less<>>::iterator it,
@@ -123,9 +134,9 @@ bool Store::apply(const Entry& e, Time now, Changes& changes) {
   if (o == nullptr || e.version <= o->complete) return false;
   if (faults_.ignore_removals && e.instances.empty()) return false;
   auto it = o->entries.find(e.service);
-  const bool newer = it == o->entries.end() || it->second.version < e.version;
-  if (newer) put(e.origin.name, *o, e.service, e.version, e.instances, now, changes);
-  saw(*o, e.version);
+  bool newer = it == o->entries.end() || it->second.version < e.version;
+  if (newer) newer = put(e.origin.name, *o, e.service, e.version, e.instances, now, changes);
+  saw(*o, e.version);  // refused at the cap: seen all the same, so not asked for again
   return newer;
 }
 
@@ -152,6 +163,7 @@ void Store::apply(const OriginChunk& c, Time now, Changes& changes) {
       } else if (it->second.instances.empty()) {
         o->purged = std::max(o->purged, it->second.version);
       }
+      o->held -= weight(it->second.instances);
       it = o->entries.erase(it);
     }
     o->purged = std::max(o->purged, c.base);
@@ -350,6 +362,7 @@ void Store::purge(Time now, Time before) {
       const Stored& s = it->second;
       if (s.instances.empty() && s.removed_at < before && s.version <= o.complete) {
         o.purged = std::max(o.purged, s.version);
+        o.held -= weight(s.instances);
         it = o.entries.erase(it);
       } else {
         ++it;

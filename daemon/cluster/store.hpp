@@ -36,6 +36,14 @@
 // Core's check (cluster/core_sync.cpp), since it also knows what members
 // announced.
 //
+// A cap per remote origin: an entry that would make this node hold more than
+// `max_per_origin` instances of one origin (a tombstone counts one) is
+// refused and counted, though its version counts as seen (so it is not asked
+// for again); what that origin already has here stays, and a smaller or
+// removing entry is always taken. One member holding the key can so make
+// the others store at most that much in its name; honest origins stay far
+// below it.
+//
 // Pure; not thread-safe. Every change of what a service resolves to is
 // appended to the caller's `Changes` as {service, origin}.
 #pragma once
@@ -78,9 +86,12 @@ class Store {
     std::set<std::uint64_t> ahead;  // versions seen above `complete`
     bool hidden = false;            // departed: kept only to refuse stale entries
     std::uint64_t announced = 0;    // the version the origin said it had reached when it came back
+    std::size_t held = 0;           // instances in `entries`, a tombstone counting one
   };
 
-  explicit Store(NodeId self, Faults faults = {}) : self_(std::move(self)), faults_(faults) {}
+  static constexpr std::size_t kUncapped = static_cast<std::size_t>(-1);
+  explicit Store(NodeId self, Faults faults = {}, std::size_t max_per_origin = kUncapped)
+      : self_(std::move(self)), faults_(faults), max_per_origin_(max_per_origin) {}
 
   // This node's own change: bumps its version and returns the entry to
   // spread. An empty `instances` removes the service (a tombstone).
@@ -150,12 +161,18 @@ class Store {
   std::vector<std::string> holders(std::string_view service) const;
   std::vector<std::string> services() const;
   const std::map<std::string, Origin, std::less<>>& origins() const { return origins_; }
+  // Entries refused because their origin was at the cap.
+  std::uint64_t refused_over_cap() const { return over_cap_; }
 
  private:
   Origin* origin_for(const NodeId& id, Changes& changes);  // nullptr: refused
   void erase_origin(std::map<std::string, Origin, std::less<>>::iterator it, Changes& changes);
-  void put(const std::string& origin, Origin& o, const std::string& service, std::uint64_t version,
+  // Stores the entry; false (nothing changed) when the origin's cap refuses it.
+  bool put(const std::string& origin, Origin& o, const std::string& service, std::uint64_t version,
            std::vector<InstanceSpec> instances, Time now, Changes& changes);
+  static std::size_t weight(const std::vector<InstanceSpec>& instances) {
+    return instances.empty() ? 1 : instances.size();
+  }
   void changed(Changes& changes, const std::string& service, const std::string& origin) const;
   static void saw(Origin& o, std::uint64_t version);
   static void advance(Origin& o);
@@ -163,6 +180,8 @@ class Store {
 
   NodeId self_;
   Faults faults_;
+  std::size_t max_per_origin_;
+  std::uint64_t over_cap_ = 0;
   mutable std::uint64_t hash_ = 0;  // hash(), valid until the next change
   mutable bool hash_valid_ = false;
   std::map<std::string, Origin, std::less<>> origins_;

@@ -173,6 +173,13 @@ std::string ClusterDriver::metrics_text() const {
   counter("net_streams_refused_total", "TCP exchanges closed at a connection limit.", t.streams_refused);
   counter("net_stream_timeouts_total", "TCP exchanges that did not complete in time.", t.stream_timeouts);
   counter("net_accept_errors_total", "TCP accepts that failed (e.g. out of descriptors).", t.accept_errors);
+  counter("net_packets_rate_limited_total",
+          "UDP datagrams dropped: their source address was over its rate.", t.packets_rate_limited);
+  counter("net_streams_rate_limited_total",
+          "TCP connections closed: their source address was over its rate.", t.streams_rate_limited);
+  counter("cluster_instances_refused_total",
+          "Entries refused: their origin was at its cap of instances.",
+          core_.store().refused_over_cap());
   counter("net_keyring_reloads_total", "Keyrings re-read from --key-file on SIGHUP.",
           t.keyring_reloads);
   out.gauge("regfs_net_streams_open", "Inbound TCP exchanges in progress.", t.streams_open);

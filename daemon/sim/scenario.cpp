@@ -1,6 +1,7 @@
 #include "sim/scenario.hpp"
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "sim/sim.hpp"
@@ -124,8 +125,99 @@ cluster::Config scenario_config() {
   return c;
 }
 
+ScenarioResult run_flood(std::uint64_t seed, std::size_t nodes, bool trace, cluster::Faults faults) {
+  Script s{std::mt19937_64(seed ^ 0xf100dULL)};
+  const std::size_t drawn = 4 + s.below(5);
+  if (nodes == 0) nodes = drawn;
+  ScenarioResult r{"flood", Profile::fast, seed, nodes, true, {}, 0, 0, {}, faults};
+  constexpr std::size_t kCap = 200;
+  cluster::Config config = scenario_config();
+  config.max_instances_per_origin = kCap;
+  config.faults = faults;
+  NetConfig net;
+  net.loss = 0.05;
+  Sim sim(seed, config, net);
+  sim.trace = trace;
+  for (std::size_t i = 0; i < nodes; ++i) sim.add();
+  sim.run_for(seconds(2));
+
+  // What the honest members (1..) registered last, by (origin, service).
+  std::map<std::pair<std::string, std::string>, std::vector<InstanceSpec>> honest;
+  auto fail = [&](std::string what) {
+    if (!r.ok) return;
+    r.ok = false;
+    r.violation = "at " + std::to_string(sim.now().since_epoch.count() / 1000000) + " ms: " + what;
+  };
+  auto check_cap = [&] {
+    for (std::size_t n = 0; n < nodes; ++n) {
+      for (const auto& [origin, o] : sim.node(n).store().origins()) {
+        if (origin == sim.name(n) || o.held <= kCap) continue;
+        fail(sim.name(n) + " holds " + std::to_string(o.held) + " instances of " + origin +
+             ", over the cap of " + std::to_string(kCap));
+      }
+    }
+  };
+  // The flood: 500 services of 4 instances each, in bursts, 10x the cap.
+  std::size_t flooded = 0;
+  const Time end = sim.now() + seconds(6);
+  while (sim.now() < end && r.ok) {
+    for (int burst = 0; burst < 20 && flooded < 500; ++burst, ++flooded) {
+      std::vector<InstanceSpec> four;
+      for (std::uint16_t p = 0; p < 4; ++p) {
+        four.push_back(InstanceSpec{Endpoint{"10.9." + std::to_string(flooded % 250) + ".1",
+                                             static_cast<std::uint16_t>(9000 + p)}, Check{}});
+      }
+      if (!sim.set_service(0, "flood" + std::to_string(flooded), std::move(four))) {
+        fail("the flooder's own registration was refused");
+      }
+    }
+    if (s.chance(0.5)) {
+      const std::size_t n = 1 + s.below(nodes - 1);
+      const std::string service = "svc" + std::to_string(s.below(5));
+      auto instances = random_instances(s);
+      if (sim.set_service(n, service, instances)) honest[{sim.name(n), service}] = instances;
+    }
+    for (int i = 0; i < 10; ++i) {
+      sim.run_for(milliseconds(20));
+      check_cap();
+    }
+  }
+  // Heal the loss and let anti-entropy finish.
+  sim.set_loss(0);
+  for (int i = 0; i < 100 && r.ok; ++i) {
+    sim.run_for(milliseconds(100));
+    check_cap();
+  }
+  for (std::size_t n = 0; n < nodes && r.ok; ++n) {
+    for (const auto& [key, instances] : honest) {
+      const auto* held = sim.node(n).instances(key.first, key.second);
+      const std::vector<InstanceSpec> got = held == nullptr ? std::vector<InstanceSpec>{} : *held;
+      if (got != instances) {
+        fail(sim.name(n) + " does not hold " + key.first + "'s " + key.second + " as registered");
+      }
+    }
+  }
+  // The flood did arrive: every other member holds the flooder's entries up to the cap.
+  for (std::size_t n = 1; n < nodes && r.ok; ++n) {
+    const auto& origins = sim.node(n).store().origins();
+    const auto it = origins.find(sim.name(0));
+    const std::size_t held = it == origins.end() ? 0 : it->second.held;
+    if (held + 4 <= kCap) {
+      fail(sim.name(n) + " holds only " + std::to_string(held) + " instances of the flooder");
+    }
+  }
+  if (r.ok && sim.node(0).store().own_entries().size() != flooded) {
+    fail("the flooder holds " + std::to_string(sim.node(0).store().own_entries().size()) +
+         " of its " + std::to_string(flooded) + " services");
+  }
+  r.simulated_seconds = std::chrono::duration<double>(sim.now().since_epoch).count();
+  r.events = sim.events_fired();
+  return r;
+}
+
 ScenarioResult run_scenario(const std::string& name, std::uint64_t seed, std::size_t nodes,
                             bool trace, Profile profile, cluster::Faults faults) {
+  if (name == "flood") return run_flood(seed, nodes, trace, faults);
   Script s{std::mt19937_64(seed ^ 0x5ce7a210c0ffeeULL)};
   // Drawn whether or not it is given, so that a replay with --nodes N runs
   // the same script as the run that printed it.
@@ -195,6 +287,7 @@ bool set_fault(cluster::Faults& f, const std::string& name) {
   else if (name == "restore-on-revive") f.restore_on_revive = true;
   else if (name == "silent-changes") f.silent_changes = true;
   else if (name == "ignore-removals") f.ignore_removals = true;
+  else if (name == "no-origin-cap") f.no_origin_cap = true;
   else return false;
   return true;
 }
@@ -205,6 +298,7 @@ std::string replay_command(const ScenarioResult& r) {
   if (r.faults.restore_on_revive) faults += " --fault restore-on-revive";
   if (r.faults.silent_changes) faults += " --fault silent-changes";
   if (r.faults.ignore_removals) faults += " --fault ignore-removals";
+  if (r.faults.no_origin_cap) faults += " --fault no-origin-cap";
   return "tests/cluster/sim_replay --scenario " + r.scenario + " --profile " +
          to_string(r.profile) + " --seed " + std::to_string(r.seed) + " --nodes " +
          std::to_string(r.nodes) + faults;

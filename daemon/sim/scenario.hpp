@@ -36,7 +36,8 @@ struct ScenarioResult {
 };
 
 // Names of the deliberate defects (cluster/faults.hpp), for the replay tool:
-// "drop-tombstones", "restore-on-revive", "silent-changes", "ignore-removals".
+// "drop-tombstones", "restore-on-revive", "silent-changes", "ignore-removals",
+// "no-origin-cap".
 bool set_fault(cluster::Faults& f, const std::string& name);
 
 // "basic", "lossy", "partition", "oneway", "crash", "leave", "mixed",
@@ -49,6 +50,18 @@ const std::vector<std::string>& scenario_names();
 cluster::Config scenario_config();
 
 cluster::Config profile_config(Profile p);
+
+// A member that floods registrations ("flood", also through run_scenario;
+// not in scenario_names(), whose invariants it breaks on purpose: members
+// refuse what is over the cap, so they disagree about the flooder). Node 0
+// registers ten times Config::max_instances_per_origin (set low here) over
+// a few seconds while the others register and remove a few services each,
+// with 5 % loss. Checked: no member ever holds more instances of another
+// origin than the cap, and at the end each holds the flooder's up to the cap
+// (the flood did arrive), every change of the others reaches every member,
+// and the flooder holds what it registered.
+ScenarioResult run_flood(std::uint64_t seed, std::size_t nodes = 0, bool trace = false,
+                         cluster::Faults faults = {});
 
 // Runs one scenario. `nodes` == 0 draws the cluster size (4-12) from the seed.
 // `faults` switches on deliberate defects (tests of the checker itself).

@@ -53,6 +53,11 @@ void Transport::admit(std::shared_ptr<Inbound> conn) {
   const auto remote = conn->socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   conn->source = remote.address().to_string();
+  if (!stream_rate_.admit(conn->source, std::chrono::steady_clock::now())) {
+    ++stats_.streams_rate_limited;
+    conn->socket.close(ec);
+    return;
+  }
   if ((per_source_[conn->source] >= limits_.max_per_source && !make_room(conn->source)) ||
       (inbound_.size() >= limits_.max_connections && !make_room({}))) {
     ++stats_.streams_refused;

@@ -56,7 +56,9 @@ Transport::Transport(asio::io_context& io, std::optional<Keyring> keyring, Strea
       udp_(io),
       acceptor_(io),
       accept_timer_(io),
-      packet_buf_(kMaxDatagram) {}
+      packet_buf_(kMaxDatagram),
+      packet_rate_(limits.packets_per_source),
+      stream_rate_(limits.streams_per_source) {}
 
 Transport::~Transport() { close(); }
 
@@ -99,6 +101,11 @@ std::vector<std::uint8_t> Transport::seal_packet(std::span<const std::uint8_t> f
 void Transport::on_packet(std::span<const std::uint8_t> data) {
   ++stats_.packets_in;
   stats_.bytes_in += data.size();
+  // Before anything costly (opening the seal): a flood costs one look-up each.
+  if (!packet_rate_.admit(packet_from_.address().to_string(), std::chrono::steady_clock::now())) {
+    ++stats_.packets_rate_limited;
+    return;
+  }
   const std::string from = format_addr(packet_from_.address(), packet_from_.port());
   if (!keyring_) return deliver_(from, false, data);
   auto plain = keyring_->open(SealKind::packet, data);

@@ -27,6 +27,10 @@
 // fails (EMFILE and the like) is retried after a pause that doubles from
 // 10 ms up to 1 s.
 //
+// Each source address may send StreamLimits::packets_per_source datagrams
+// and open streams_per_source connections a second; the excess is dropped
+// before any decryption.
+//
 // Anything that fails authentication, is malformed, replayed, stale or over a
 // limit is dropped and counted, never delivered.
 //
@@ -49,6 +53,7 @@
 
 #include "core/result.hpp"
 #include "transport/keyring.hpp"
+#include "transport/rate_limit.hpp"
 #include "transport/replay.hpp"
 
 namespace regfs::transport {
@@ -67,6 +72,8 @@ struct TransportStats {
   std::uint64_t accept_errors = 0;    // accepts that failed (EMFILE, ENFILE, ENOBUFS ...)
   std::uint64_t streams_open = 0;     // inbound exchanges in progress now
   std::uint64_t keyring_reloads = 0;  // keyrings replaced while running
+  std::uint64_t packets_rate_limited = 0;  // datagrams dropped: their source was over its rate
+  std::uint64_t streams_rate_limited = 0;  // connections closed: their source was over its rate
 };
 
 struct StreamLimits {
@@ -76,6 +83,13 @@ struct StreamLimits {
   std::size_t max_buffered = 32u << 20;   // body bytes announced by the exchanges in progress
   std::chrono::milliseconds handshake_timeout{2000};  // accept to an opened header
   std::chrono::milliseconds exchange_timeout{5000};   // accept to the whole frame
+  // Per source address (rate_limit.hpp): datagrams and connections a second.
+  // A member sends a peer about a hundred datagrams a second at most (probes,
+  // acks, gossip rounds every 20 ms) and opens a few exchanges a second (state
+  // syncs, catch-up every 200 ms); these leave room for dozens of daemons
+  // sharing one address behind NAT.
+  RateLimit packets_per_source{10000, 20000};
+  RateLimit streams_per_source{500, 1000};
 };
 
 // How far a datagram's time stamp may be from the receiver's clock.
@@ -159,6 +173,8 @@ class Transport {
   std::vector<std::uint8_t> packet_buf_;
   boost::asio::ip::udp::endpoint packet_from_;
   ReplayGuard replay_{kClockToleranceMs};
+  RateLimiter packet_rate_;
+  RateLimiter stream_rate_;
   std::uint16_t port_ = 0;
   std::string advertised_;
   TransportStats stats_;

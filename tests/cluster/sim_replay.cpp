@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     else if (arg == "--merge-times") merge_times = true;
     else if (arg == "--fault") {
       if (!regfs::sim::set_fault(faults, next())) {
-        std::fprintf(stderr, "--fault: drop-tombstones, restore-on-revive, silent-changes or ignore-removals\n");
+        std::fprintf(stderr, "--fault: drop-tombstones, restore-on-revive, silent-changes, ignore-removals or no-origin-cap\n");
         return 2;
       }
     }

@@ -111,6 +111,20 @@ TEST_CASE("the checker catches each deliberate defect of the core", "[sim]") {
   }
 }
 
+TEST_CASE("a member flooding registrations makes no other hold more than its cap", "[sim]") {
+  for (std::uint64_t s = 1; s <= std::max<std::uint64_t>(1, seeds(20) / 4); ++s) {
+    const auto r = sim::run_flood(s);
+    INFO("seed " << s << ": " << r.violation << "\n  replay: " << sim::replay_command(r));
+    REQUIRE(r.ok);
+  }
+  // The check fails without the cap: it is what keeps the others bounded.
+  cluster::Faults uncapped;
+  REQUIRE(sim::set_fault(uncapped, "no-origin-cap"));
+  const auto r = sim::run_flood(1, 0, false, uncapped);
+  REQUIRE_FALSE(r.ok);
+  CHECK(r.violation.find("over the cap") != std::string::npos);
+}
+
 TEST_CASE("the same seed gives the same run", "[sim]") {
   const auto a = sim::run_scenario("mixed", 77);
   const auto b = sim::run_scenario("mixed", 77);

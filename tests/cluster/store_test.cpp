@@ -178,3 +178,52 @@ TEST_CASE("a new life of this node registers its live entries again from version
   CHECK(s.own_entries().size() == 2);
   CHECK(s.own_entries()[0].origin == NodeId{"a", 6});
 }
+
+TEST_CASE("a remote origin is held to its cap of instances; removals and its own are not", "[store]") {
+  std::vector<InstanceSpec> three = {InstanceSpec{Endpoint{"h", 1}, Check{}},
+                                     InstanceSpec{Endpoint{"h", 2}, Check{}},
+                                     InstanceSpec{Endpoint{"h", 3}, Check{}}};
+  Store s(kB, {}, 4);
+  Changes ch;
+  CHECK(s.apply(Entry{kA, "web", 1, three}, Time{}, ch));
+  CHECK(s.apply(Entry{kA, "db", 2, one("d")}, Time{}, ch));  // 4 of 4
+  // One more instance would make 5: refused and counted, but seen.
+  CHECK_FALSE(s.apply(Entry{kA, "api", 3, one("x")}, Time{}, ch));
+  CHECK(s.entry("a", "api") == nullptr);
+  CHECK(s.refused_over_cap() == 1);
+  CHECK(s.origins().at("a").complete == 3);  // not asked for again
+  // Growing a held service past the cap is refused; what it had stays.
+  auto four = three;
+  four.push_back(InstanceSpec{Endpoint{"h", 4}, Check{}});
+  CHECK_FALSE(s.apply(Entry{kA, "web", 4, four}, Time{}, ch));
+  CHECK(s.entry("a", "web")->size() == 3);
+  // Shrinking and removing are always taken, and make room again.
+  CHECK(s.apply(Entry{kA, "web", 5, one("h")}, Time{}, ch));  // 2 of 4
+  CHECK(s.apply(Entry{kA, "db", 6, {}}, Time{}, ch));         // a tombstone counts one
+  CHECK(s.apply(Entry{kA, "api", 7, one("x")}, Time{}, ch));  // 3 of 4
+  CHECK(s.origins().at("a").held == 3);
+  // A snapshot chunk goes through the same cap, item by item (it drops db
+  // and api, which it does not list: 1 of 4 before its items).
+  OriginChunk c{kA, 0, 12, true, {{"web", 8, one("h")}, {"a1", 9, one("1")}, {"a2", 10, one("2")},
+                                  {"a3", 11, one("3")}, {"a4", 12, one("4")}}};
+  s.apply(c, Time{}, ch);
+  CHECK(s.origins().at("a").held == 4);
+  CHECK(s.entry("a", "a4") == nullptr);
+  CHECK(s.refused_over_cap() == 3);
+  // Another origin has a cap of its own; this node's own entries have none.
+  CHECK(s.apply(Entry{NodeId{"c", 1}, "web", 1, three}, Time{}, ch));
+  for (int i = 0; i < 6; ++i) s.set_own("own" + std::to_string(i), one("o"), Time{}, ch);
+  CHECK(s.own_entries().size() == 6);
+}
+
+TEST_CASE("the cap switched off by the test-only fault lets an origin fill the store", "[store]") {
+  Faults f;
+  f.no_origin_cap = true;
+  Store s(kB, f, 4);
+  Changes ch;
+  for (std::uint64_t v = 1; v <= 10; ++v) {
+    CHECK(s.apply(Entry{kA, "s" + std::to_string(v), v, one("h")}, Time{}, ch));
+  }
+  CHECK(s.origins().at("a").held == 10);
+  CHECK(s.refused_over_cap() == 0);
+}

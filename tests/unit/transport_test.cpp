@@ -199,6 +199,40 @@ TEST_CASE("connections that announce 8 MiB and send nothing are bounded; a peer 
   CHECK(b.t->stats().auth_failures == 0);  // none of them ever sent a whole header
 }
 
+TEST_CASE("a source over its rate is dropped before decryption and counted; others are served") {
+  asio::io_context io;
+  const Keyring k = ring({Keyring::generate_key()});
+  StreamLimits limits;
+  limits.packets_per_source = RateLimit{1, 10};
+  limits.streams_per_source = RateLimit{1, 2};
+  Peer a(io, k), b(io, k, limits);
+  // A flood of datagrams from 127.0.0.2: only its burst is even opened.
+  udp::socket flood(io, udp::endpoint(asio::ip::make_address("127.0.0.2"), 0));
+  const udp::endpoint to(asio::ip::make_address("127.0.0.1"), b.t->port());
+  const std::vector<std::uint8_t> junk(100, 'j');
+  for (int i = 0; i < 100; ++i) flood.send_to(asio::buffer(junk), to);
+  REQUIRE(run_until(io, [&] { return b.t->stats().packets_in == 100; }));
+  const auto& st = b.t->stats();
+  CHECK(st.auth_failures + st.packets_rate_limited == 100);
+  CHECK(st.auth_failures >= 10);
+  CHECK(st.auth_failures <= 12);  // the burst, and what a second of flooding refills
+  // A flood of connections from 127.0.0.3: beyond its burst, closed at once.
+  std::vector<std::unique_ptr<tcp::socket>> conns;
+  for (int i = 0; i < 10; ++i) {
+    auto c = std::make_unique<tcp::socket>(io);
+    c->open(tcp::v4());
+    c->bind(tcp::endpoint(asio::ip::make_address("127.0.0.3"), 0));
+    c->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), b.t->port()));
+    conns.push_back(std::move(c));
+  }
+  REQUIRE(run_until(io, [&] { return b.t->stats().streams_rate_limited >= 7; }));
+  CHECK(b.t->stats().streams_rate_limited <= 8);
+  // Another source is not held to the flooder's rate.
+  a.t->send_packet(b.addr(), bytes("ping"));
+  a.t->send_stream(b.addr(), bytes("sync"));
+  REQUIRE(run_until(io, [&] { return b.got.size() == 2; }));
+}
+
 TEST_CASE("a header that does not open ends the exchange before any body is read") {
   asio::io_context io;
   const Keyring k = ring({Keyring::generate_key()});
