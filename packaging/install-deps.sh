@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libfuse3-dev fuse3
-  libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libsodium-dev
+  libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libsodium-dev libssl-dev openssl
   python3 python3-pytest iproute2 nftables procps psmisc
   dnsmasq-base curl openjdk-17-jdk-headless python3-matplotlib golang-go nodejs
   clang-format clang-tidy

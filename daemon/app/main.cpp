@@ -19,6 +19,7 @@
 #include "core/host_port.hpp"
 #include "cluster_driver.hpp"
 #include "etcd_store.hpp"
+#include "tls.hpp"
 #include "peer_finder.hpp"
 #include "control.hpp"
 #include "loop_clock.hpp"
@@ -112,6 +113,16 @@ int run(const regfs::Options& opt) {
     }
     keyring = std::move(*loaded);
   }
+  // etcds://: every TLS file is read now, before anything is created.
+  std::shared_ptr<boost::asio::ssl::context> store_tls;
+  if (opt.store_tls) {
+    auto made = etcd::make_tls_context({opt.store_ca, opt.store_cert, opt.store_key});
+    if (!made) {
+      spdlog::error("{}", made.error().detail);
+      return kExitUsage;
+    }
+    store_tls = std::move(*made);
+  }
 
   auto store = StateStore::open(opt.state_dir);
   if (!store) {
@@ -185,6 +196,7 @@ int run(const regfs::Options& opt) {
     store_config.write_timeout = opt.store_timeout;
     store_config.ttl = opt.store_ttl;
     store_config.watch_silence = 3 * opt.store_ttl;
+    store_config.tls = store_tls;
     if (!opt.store_user.empty()) {
       std::ifstream file(opt.store_password_file);
       std::string password;

@@ -61,6 +61,9 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--store-ttl", {"REGFS_STORE_TTL", Kind::duration}},
       {"--store-user", {"REGFS_STORE_USER", Kind::text}},
       {"--store-password-file", {"REGFS_STORE_PASSWORD_FILE", Kind::text}},
+      {"--store-ca", {"REGFS_STORE_CA", Kind::text}},
+      {"--store-cert", {"REGFS_STORE_CERT", Kind::text}},
+      {"--store-key", {"REGFS_STORE_KEY", Kind::text}},
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
@@ -101,6 +104,9 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
   if (name == "--store-ttl") return duration(o.store_ttl);
   if (name == "--store-user") o.store_user = value;
   if (name == "--store-password-file") o.store_password_file = value;
+  if (name == "--store-ca") o.store_ca = value;
+  if (name == "--store-cert") o.store_cert = value;
+  if (name == "--store-key") o.store_key = value;
   if (name == "--insecure") return flag(o.insecure);
   if (name == "--no-mount") return flag(o.no_mount);
   if (name == "--fresh") return duration(o.fresh);
@@ -161,6 +167,14 @@ Status validate(const Options& o) {
                          " is not a user name (1-128 printable characters without blanks)");
     }
   }
+  const bool tls_files = !o.store_ca.empty() || !o.store_cert.empty() || !o.store_key.empty();
+  if (tls_files && !o.store_tls) {
+    // Certificates given with a plain store would mean registrations sent in the clear.
+    return usage_error("--store-ca, --store-cert and --store-key need --store etcds://HOST:PORT[,...]");
+  }
+  if (o.store_cert.empty() != o.store_key.empty()) {
+    return usage_error("--store-cert and --store-key go together");
+  }
   if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
   if (o.stall_timeout != Duration::zero() && o.stall_timeout < milliseconds(100)) {
     return usage_error("--stall-timeout: at least 100ms (0 turns the watchdog off)");
@@ -184,19 +198,25 @@ Status parse_store(std::string_view url, Options& out) {
   if (url == "gossip") {
     out.store = "gossip";
     out.store_members.clear();
+    out.store_tls = false;
     return ok_status();
   }
-  if (url.starts_with("https://") || url.starts_with("etcds://") || url.starts_with("etcd+https://")) {
-    return usage_error("--store: TLS to etcd is not supported yet (give etcd://HOST:PORT of a member"
-                       " serving plain HTTP, e.g. on loopback or a private network)");
+  if (url.starts_with("https://") || url.starts_with("http://")) {
+    return usage_error("--store: " + shown(url) + ": give etcd://HOST:PORT[,...] for etcd over plain"
+                       " HTTP, etcds://HOST:PORT[,...] for etcd over TLS");
   }
-  constexpr std::string_view kScheme = "etcd://";
-  if (!url.starts_with(kScheme)) {
-    return usage_error("--store: " + shown(url) + " is neither 'gossip' nor etcd://HOST:PORT[,HOST:PORT...]");
+  const bool tls = url.starts_with("etcds://");
+  const std::string_view scheme = tls ? "etcds://" : "etcd://";
+  if (!url.starts_with(scheme)) {
+    return usage_error("--store: " + shown(url) +
+                       " is neither 'gossip' nor etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS)");
   }
   std::vector<std::string> members;
-  std::string_view rest = url.substr(kScheme.size());
-  if (rest.empty()) return usage_error("--store: etcd:// names no member (etcd://HOST:PORT)");
+  std::string_view rest = url.substr(scheme.size());
+  if (rest.empty()) {
+    return usage_error("--store: " + std::string(scheme) + " names no member (" + std::string(scheme) +
+                       "HOST:PORT)");
+  }
   while (true) {
     const auto comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
@@ -211,6 +231,7 @@ Status parse_store(std::string_view url, Options& out) {
   }
   out.store = "etcd";
   out.store_members = std::move(members);
+  out.store_tls = tls;
   return ok_status();
 }
 
@@ -316,12 +337,17 @@ const char* options_usage() {
   --check-interval DURATION  owner's background checks (default 5s)   REGFS_CHECK_INTERVAL
   --busy-poll DURATION       poll for the next request (default 50us) REGFS_BUSY_POLL
   --stall-timeout DURATION   abort the mount if the loop stalls (5s)  REGFS_STALL_TIMEOUT
-  --store URL                gossip (default) or etcd://HOST:PORT[,...] REGFS_STORE
+  --store URL                gossip (default), etcd://HOST:PORT[,...] REGFS_STORE
+                             or etcds://HOST:PORT[,...] (TLS)
   --store-prefix PREFIX      etcd key prefix (default /regfs/)        REGFS_STORE_PREFIX
   --store-timeout DURATION   a write's deadline at etcd (default 2s)  REGFS_STORE_TIMEOUT
   --store-ttl DURATION       etcd lease time to live (default 10s)    REGFS_STORE_TTL
   --store-user NAME          etcd user (with --store-password-file)   REGFS_STORE_USER
   --store-password-file FILE etcd user's password, its first line     REGFS_STORE_PASSWORD_FILE
+  --store-ca FILE            etcds://: CA of the members' certificates REGFS_STORE_CA
+                             (default: the system's CAs)
+  --store-cert FILE          etcds://: client certificate (PEM)       REGFS_STORE_CERT
+  --store-key FILE           etcds://: the client certificate's key   REGFS_STORE_KEY
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL

@@ -39,6 +39,10 @@ struct Options {
   Duration store_ttl = seconds(10);     // the etcd lease's time to live
   std::string store_user;               // etcd authentication; empty: none
   std::string store_password_file;
+  bool store_tls = false;               // etcds://: TLS to every member
+  std::string store_ca;                 // PEM CA file; empty: the system's CAs
+  std::string store_cert;               // PEM client certificate and its key; empty: none
+  std::string store_key;
   std::string mirror;
   bool no_mount = false;
   std::string log_level = "info";
@@ -57,8 +61,9 @@ Result<Options> parse_options(const std::vector<std::string>& args, const EnvLoo
 inline constexpr Duration kMaxDuration = seconds(10'000'000);
 Result<Duration> parse_duration(std::string_view text);
 
-// A --store value: "gossip", or "etcd://HOST:PORT[,HOST:PORT...]" (etcd's
-// JSON gateway over plain HTTP). Sets `store` and `store_members`.
+// A --store value: "gossip", "etcd://HOST:PORT[,HOST:PORT...]" (etcd's JSON
+// gateway over plain HTTP) or "etcds://HOST:PORT[,...]" (the same over TLS).
+// Sets `store`, `store_members` and `store_tls`.
 Status parse_store(std::string_view url, Options& out);
 // A --store-prefix: 3-128 printable ASCII bytes without blanks, starting and ending with '/'.
 bool valid_store_prefix(std::string_view prefix);

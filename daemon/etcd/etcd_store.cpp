@@ -70,7 +70,7 @@ void EtcdStore::post(const std::string& path, std::string body, Done done) {
     if (s != session_ || stopping_) return;
     if (!r) ++stats_.request_failures;
     done(std::move(r));
-  }, token_);
+  }, token_, config_.tls.get());
 }
 
 void EtcdStore::connect() {
@@ -204,7 +204,7 @@ void EtcdStore::open_watch() {
       [this, s](const std::string& why) {
         if (s == session_ && !stopping_) restart("watch: " + why, true);
       },
-      token_);
+      token_, config_.tls.get());
   arm_silence();
 }
 
@@ -305,7 +305,7 @@ void EtcdStore::keepalive() {
         if (lease->ttl == 0) return lease_lost();
         mark_reachable();
       },
-      token_);
+      token_, config_.tls.get());
 }
 
 void EtcdStore::lease_lost() {
@@ -390,7 +390,7 @@ Result<Reply> EtcdStore::post_now(const std::string& member, const std::string& 
   std::optional<Result<Reply>> out;
   write_io_.restart();
   auto p = Post::start(write_io_, member, path, std::move(body), timeout,
-                       [&out](Result<Reply> r) { out = std::move(r); }, token_);
+                       [&out](Result<Reply> r) { out = std::move(r); }, token_, config_.tls.get());
   write_io_.run_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout + milliseconds(50)));
   if (!out) {
     p->cancel();

@@ -42,6 +42,8 @@ struct StoreConfig {
   // goes with every request, and is taken again when etcd calls it invalid.
   std::string user;
   std::string password;
+  // TLS to every member (etcds://; tls.hpp); null: plain HTTP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
   Duration write_timeout = seconds(2);
   Duration ttl = seconds(10);
   // A watch that delivered nothing for this long is taken for dead and

@@ -75,6 +75,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(!o->no_mount || !o->mirror.empty());
   FUZZ_CHECK(o->log_level == "trace" || o->log_level == "debug" || o->log_level == "info" ||
              o->log_level == "warn" || o->log_level == "error");
+  // The store: gossip with no members, or etcd with 1-16; TLS files only with etcds://.
+  FUZZ_CHECK(o->store == "gossip" || o->store == "etcd");
+  FUZZ_CHECK(o->store == "etcd" ? !o->store_members.empty() && o->store_members.size() <= 16
+                                : o->store_members.empty() && !o->store_tls);
+  FUZZ_CHECK(o->store_tls || (o->store_ca.empty() && o->store_cert.empty() && o->store_key.empty()));
+  FUZZ_CHECK(o->store_cert.empty() == o->store_key.empty());
   FUZZ_CHECK(o->fresh == again->fresh && o->join == again->join && o->mount == again->mount);
+  FUZZ_CHECK(o->store_members == again->store_members && o->store_tls == again->store_tls);
   return 0;
 }

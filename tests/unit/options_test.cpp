@@ -145,6 +145,29 @@ TEST_CASE("store: gossip by default, etcd members from an etcd:// URL") {
   REQUIRE(o.ok());
   CHECK(o->store == "gossip");
   CHECK(o->store_members.empty());
+  CHECK_FALSE(o->store_tls);
+}
+
+TEST_CASE("store: etcds:// is etcd over TLS, with CA, certificate and key files") {
+  auto o = parse({"--store", "etcds://127.0.0.1:2379,etcd-1.internal:2379"});
+  REQUIRE(o.ok());
+  CHECK(o->store == "etcd");
+  CHECK(o->store_tls);
+  CHECK(o->store_members == std::vector<std::string>{"127.0.0.1:2379", "etcd-1.internal:2379"});
+  CHECK(o->store_ca.empty());
+  o = parse({"--store-ca", "/etc/regfs/etcd-ca.pem"},
+            {{"REGFS_STORE", "etcds://[::1]:2379"}, {"REGFS_STORE_CERT", "/etc/regfs/c.pem"},
+             {"REGFS_STORE_KEY", "/etc/regfs/k.pem"}});
+  REQUIRE(o.ok());
+  CHECK(o->store_tls);
+  CHECK(o->store_members == std::vector<std::string>{"[::1]:2379"});
+  CHECK(o->store_ca == "/etc/regfs/etcd-ca.pem");
+  CHECK(o->store_cert == "/etc/regfs/c.pem");
+  CHECK(o->store_key == "/etc/regfs/k.pem");
+  // The command line's plain etcd:// over the environment's etcds://: no TLS.
+  o = parse({"--store", "etcd://127.0.0.1:2379"}, {{"REGFS_STORE", "etcds://127.0.0.1:2379"}});
+  REQUIRE(o.ok());
+  CHECK_FALSE(o->store_tls);
 }
 
 TEST_CASE("store: bad URLs, prefixes and durations fail with a clear error") {
@@ -156,8 +179,15 @@ TEST_CASE("store: bad URLs, prefixes and durations fail with a clear error") {
       {{"--store", "etcd://127.0.0.1:2379,"}, "is not HOST:PORT"},
       {{"--store", "etcd://127.0.0.1:2379/v3"}, "is not HOST:PORT"},
       {{"--store", "etcd://bad host:2379"}, "is not HOST:PORT"},
-      {{"--store", "https://127.0.0.1:2379"}, "TLS to etcd is not supported yet"},
-      {{"--store", "etcds://127.0.0.1:2379"}, "TLS to etcd is not supported yet"},
+      {{"--store", "https://127.0.0.1:2379"}, "etcds://HOST:PORT[,...] for etcd over TLS"},
+      {{"--store", "http://127.0.0.1:2379"}, "give etcd://HOST:PORT"},
+      {{"--store", "etcds://"}, "etcds:// names no member"},
+      {{"--store", "etcds://127.0.0.1"}, "is not HOST:PORT"},
+      {{"--store", "etcds:/127.0.0.1:2379"}, "neither 'gossip' nor"},
+      {{"--store", "etcd://127.0.0.1:2379", "--store-ca", "/ca.pem"}, "need --store etcds://"},
+      {{"--store-cert", "/c.pem", "--store-key", "/k.pem"}, "need --store etcds://"},
+      {{"--store", "etcds://127.0.0.1:2379", "--store-cert", "/c.pem"}, "go together"},
+      {{"--store", "etcds://127.0.0.1:2379", "--store-key", "/k.pem"}, "go together"},
       {{"--store-prefix", "regfs"}, "--store-prefix"},
       {{"--store-prefix", "/a b/"}, "--store-prefix"},
       {{"--store-prefix", "/"}, "--store-prefix"},
