@@ -80,9 +80,10 @@ int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer
   for (std::size_t i = 0; i < names.size(); ++i) {
     const std::string path = ctx_.path(names[i]);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && events_fd_ < 0 && !once) {
-      // Missing: from now on .events tells of its registration. It streams
-      // from the moment it is opened, so look again once it is open.
+    if (fd < 0 && errno != ENOTCONN && events_fd_ < 0 && !once) {
+      // No descriptor to poll (not registered, or nothing healthy): from now
+      // on .events tells of the change. It streams from the moment it is
+      // opened, so look again once it is open.
       events_fd_ = ::open(ctx_.path(".events").c_str(), O_RDONLY | O_CLOEXEC);
       if (events_fd_ < 0) {
         const int err = errno;
@@ -93,14 +94,15 @@ int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer
       fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     }
     if (fd < 0) {
-      answers[i].err = errno;
-      if (errno == ENOTCONN) return ENOTCONN;
-      if (errno == ENOENT) {
+      const int err = errno;
+      answers[i].err = err;
+      if (err == ENOTCONN) return ENOTCONN;
+      if (err == ENOENT) {
         // Unregistered, or no longer a regfs mount at all.
         struct stat st{};
         if (::stat(ctx_.path(".metrics").c_str(), &st) != 0) return errno == ENOTCONN ? ENOTCONN : ENODEV;
-        missing = true;
       }
+      missing = true;
       continue;
     }
     answers[i] = read_all(fd);

@@ -4,10 +4,11 @@
 // Each name that exists is held open and poll()ed for POLLPRI: the mount
 // wakes the poll with POLLPRI|POLLERR when what that name answers changes
 // (sysfs-style; the answer read from the descriptor before the poll is the
-// one the change is measured against). A name that does not exist cannot be
-// opened, so while one of them is watched, /registry/.events (a stream of one
-// line per change, from the moment it is opened) is held open and poll()ed
-// for POLLIN instead, and every line on it counts as a possible change.
+// one the change is measured against). A name that does not open (not
+// registered: ENOENT; nothing healthy: EHOSTDOWN) leaves nothing to poll, so
+// while one of them is watched, /registry/.events (a stream of one line per
+// change, from the moment it is opened) is held open and poll()ed for POLLIN
+// instead, and every line on it counts as a possible change.
 //
 // SIGINT and SIGTERM end a wait (their handlers write to a pipe that the
 // poll watches), and so does SIGCHLD when asked for, so that a caller with
@@ -43,7 +44,7 @@ class ChangeWaiter {
   // unless `once`, keeps it open to be polled. Returns 0, or the errno that
   // means the mount itself is gone (ENOTCONN, or ENODEV when the path is no
   // longer a regfs mount), or ENOSYS when .events is not there to follow a
-  // missing name.
+  // name that does not open.
   int read(const std::vector<std::string>& names, std::vector<Answer>& answers, bool once = false);
 
   enum class Wake { changed, signal, child, deadline, error };
@@ -59,7 +60,7 @@ class ChangeWaiter {
 
   Context ctx_;
   std::vector<int> fds_;  // the names read last; -1 where the name did not open
-  int events_fd_ = -1;    // .events, while some name is missing
+  int events_fd_ = -1;    // .events, while some name does not open
   int signal_ = 0;
 };
 

@@ -101,7 +101,7 @@ int render_all(const Context& ctx, std::vector<Job>& jobs, const std::vector<std
 
 int gone(const Context& ctx, int err) {
   if (err == ENOSYS) {
-    std::cerr << "regfs: template: a service is not registered, and the daemon at " << ctx.mount
+    std::cerr << "regfs: template: a service has nothing to poll (not registered, or nothing healthy), and the daemon at " << ctx.mount
               << " has no .events to say when it is\n";
     return kError;
   }

@@ -82,7 +82,7 @@ constexpr Duration kStopGrace = std::chrono::seconds(10);
 // The mount went away, or cannot tell of a registration.
 int gone(const Context& ctx, const std::string& what, int err) {
   if (err == ENOSYS) {
-    std::cerr << "regfs: " << what << ": not registered, and the daemon at " << ctx.mount
+    std::cerr << "regfs: " << what << ": nothing to poll (not registered, or nothing healthy), and the daemon at " << ctx.mount
               << " has no .events to say when it is\n";
     return kError;
   }

@@ -7,7 +7,16 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import REGFS, read, wait_until, write
+
+
+def needs_poll(d):
+    """These tests wait on the mount's poll() and .events, which come with the
+    daemon's change notification; a daemon without them cannot run them."""
+    if not os.path.lexists(d.path(".events")):
+        pytest.skip("this regfsd has no poll()/.events")
 
 
 def regfs(d, *args, **kw):
@@ -120,3 +129,167 @@ def test_template_bad_template_is_refused_and_writes_nothing(daemon):
     assert r.returncode == 2 and "IN:OUT" in r.stderr
 
 
+
+
+def test_watch_prints_the_answer_at_start_and_after_each_change(daemon, servers):
+    needs_poll(daemon)
+    a, b = servers(), servers()
+    write(daemon.path("web"), f"{a.endpoint}\n")
+    w = regfs(daemon, "watch", "web", "--all")
+    try:
+        assert lines_of(w, 1) == [a.endpoint]
+        write(daemon.path("web"), f"{b.endpoint}\n", append=True)
+        assert sorted(lines_of(w, 1)[0].split(" ")) == sorted([a.endpoint, b.endpoint])
+        write(daemon.path("web"), f"-{a.endpoint}\n", append=True)
+        assert lines_of(w, 1) == [b.endpoint]
+        os.unlink(daemon.path("web"))
+        assert lines_of(w, 1) == [""]  # not registered: an empty line
+        write(daemon.path("web"), f"{a.endpoint}\n")  # back: seen through .events
+        assert lines_of(w, 1) == [a.endpoint]
+    finally:
+        code = stop(w)
+    err = w.stderr.read().decode()
+    assert code == 0, err
+    assert "web: not registered" in err
+
+
+def test_watch_of_a_service_not_yet_registered_waits_for_it(daemon, servers):
+    needs_poll(daemon)
+    a = servers()
+    w = regfs(daemon, "watch", "later")
+    try:
+        assert lines_of(w, 1) == [""]
+        write(daemon.path("later"), f"{a.endpoint}\n")
+        assert lines_of(w, 1) == [a.endpoint]
+    finally:
+        assert stop(w) == 0
+
+
+def test_watch_wakes_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
+    needs_poll(daemon)
+    dead, a = servers(), servers()
+    write(daemon.path("web"), f"{dead.endpoint}\n")
+    dead.close()
+    w = regfs(daemon, "watch", "web")
+    try:
+        assert lines_of(w, 1) == [""]
+        assert "no healthy instance" in lines_of(w, 1, stream=w.stderr)[0]
+        write(daemon.path("web"), f"{a.endpoint}\n", append=True)
+        assert lines_of(w, 1) == [a.endpoint]
+    finally:
+        assert stop(w) == 0
+
+
+def test_template_renders_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
+    needs_poll(daemon)
+    dead, a = servers(), servers()
+    write(daemon.path("web"), f"{dead.endpoint}\n")
+    dead.close()
+    src, out, _ = files(daemon)
+    t = regfs(daemon, "template", "--wait", "10ms", f"{src}:{out}")
+    try:
+        assert wait_until(lambda: os.path.exists(out) and read(out) == "none\n", 10)
+        write(daemon.path("web"), f"{a.endpoint}\n", append=True)
+        assert wait_until(lambda: read(out) == f"server {a.endpoint} n1 tcp;\n", 10), read(out)
+    finally:
+        assert stop(t) == 0
+
+
+def test_watch_runs_the_command_with_the_endpoints_in_its_environment(daemon, servers):
+    needs_poll(daemon)
+    a, b = servers(), servers()
+    write(daemon.path("web"), f"{a.endpoint}\n")
+    log = os.path.join(daemon.base, "env.log")
+    w = regfs(daemon, "watch", "web", "--", "sh", "-c",
+              f'echo "$REGFS_SERVICE $REGFS_STATE $REGFS_ENDPOINT $REGFS_PORT [$REGFS_ENDPOINTS]" >> {log}; '
+              "exec sleep 600")
+    try:
+        assert wait_until(lambda: os.path.exists(log) and read(log).count("\n") == 1, 10)
+        assert read(log) == f"web healthy {a.endpoint} {a.port} [{a.endpoint}]\n"
+        write(daemon.path("web"), f"{b.endpoint}\n")  # replaces a: the command restarts
+        assert wait_until(lambda: read(log).count("\n") == 2, 10)
+        assert read(log).splitlines()[1] == f"web healthy {b.endpoint} {b.port} [{b.endpoint}]"
+        os.unlink(daemon.path("web"))
+        assert wait_until(lambda: read(log).count("\n") == 3, 10)
+        assert read(log).splitlines()[2] == "web missing   []"
+    finally:
+        assert stop(w) == 0
+    # The command (sleep) ended with watch: no process is left with the log open.
+    assert subprocess.run(["fuser", log], capture_output=True).returncode != 0
+
+
+def test_watch_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):
+    d = make_daemon()
+    needs_poll(d)
+    a = servers()
+    write(d.path("web"), f"{a.endpoint}\n")
+    w = regfs(d, "watch", "web")
+    assert lines_of(w, 1) == [a.endpoint]
+    d.stop()
+    assert w.wait(10) == 8
+    assert "is gone" in w.stderr.read().decode()
+
+
+def test_template_required_missing_is_rendered_once_it_is_there(daemon, servers):
+    needs_poll(daemon)
+    src, out, _ = files(daemon, "{{#service:db!}}db {{endpoint}}\n{{/service:db!}}")
+    t = regfs(daemon, "template", f"{src}:{out}")
+    try:
+        assert "required service db is not registered" in lines_of(t, 1, stream=t.stderr)[0]
+        assert not os.path.exists(out)
+        a = servers()
+        write(daemon.path("db"), f"{a.endpoint}\n")
+        assert wait_until(lambda: os.path.exists(out) and read(out) == f"db {a.endpoint}\n", 10)
+    finally:
+        assert stop(t) == 0
+
+
+def test_template_follows_changes_and_runs_the_command_only_when_the_text_changed(daemon, servers):
+    needs_poll(daemon)
+    a, b = servers(), servers()
+    write(daemon.path("web"), f"{a.endpoint}\n")
+    # Two templates: `same` does not change when a second instance comes; `all` does.
+    same_src, same_out, same_log = files(daemon, "{{#service:web}}{{#first}}some\n{{/first}}{{/service:web}}")
+    all_src = os.path.join(daemon.base, "all.mustache")
+    with open(all_src, "w") as f:
+        f.write(TEMPLATE)
+    all_out, all_log = os.path.join(daemon.base, "all.conf"), os.path.join(daemon.base, "all.log")
+    t = regfs(daemon, "template", f"{same_src}:{same_out}:echo ran >> {same_log}",
+              f"{all_src}:{all_out}:cat {all_out} >> {all_log}; echo -- >> {all_log}")
+    try:
+        assert wait_until(lambda: os.path.exists(all_log) and read(all_log).count("--") == 1, 10)
+        assert read(same_out) == "some\n" and read(same_log) == "ran\n"
+        write(daemon.path("web"), f"{b.endpoint}\n", append=True)
+        assert wait_until(lambda: read(all_log).count("--") == 2, 10)
+        assert b.endpoint in read(all_out)
+        assert read(same_log) == "ran\n"  # rendered the same text: not run again
+    finally:
+        assert stop(t) == 0
+
+
+def test_template_a_burst_of_changes_makes_one_render(daemon, servers):
+    needs_poll(daemon)
+    srv = [servers() for _ in range(6)]
+    write(daemon.path("web"), f"{srv[0].endpoint}\n")
+    src, out, log = files(daemon)
+    # Quiet period 1 s: the burst below takes well under that.
+    t = regfs(daemon, "template", "--wait", "1s:20s", f"{src}:{out}:echo run >> {log}")
+    try:
+        assert wait_until(lambda: os.path.exists(log) and read(log) == "run\n", 10)  # at start
+        for s in srv[1:]:
+            write(daemon.path("web"), f"{s.endpoint}\n", append=True)
+        assert wait_until(lambda: read(out).count("server") == 6, 15)
+        assert read(log) == "run\nrun\n"
+    finally:
+        assert stop(t) == 0
+
+
+def test_template_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):
+    d = make_daemon()
+    needs_poll(d)
+    src, out, _ = files(d)
+    t = regfs(d, "template", f"{src}:{out}")
+    assert wait_until(lambda: os.path.exists(out), 10)
+    d.stop()
+    assert t.wait(10) == 8
+    assert "is gone" in t.stderr.read().decode()
