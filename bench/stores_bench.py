@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""The two stores side by side, in one run, on loopback (root; about 2 minutes):
+"""The two stores side by side, in one run, on loopback (root; about 3 minutes
+for the defaults on 2 cores):
 
-    bench/stores_bench.py [--daemons N] [--trials T]
+    bench/stores_bench.py [--daemons N[,N...]] [--trials T] [--idle SECONDS]
 
+For each N (default 3,30), in turn:
 gossip: N regfsd daemons on loopback, joined through the first, no key.
 etcd: a three-member etcd cluster on loopback (Debian's etcd-server, started
 here) and N regfsd daemons on it (--store etcd://...).
+Every daemon has its own FUSE mount.
 
 For each store: a registration written through daemon 0's mount until it is
 readable through every other mount (a reader blocked in `.wait/<name>` on
 each, timed from the moment write() is issued: median and worst), how long
-the write() took, a daemon killed with kill -9 until its instance is gone
-from every other mount, and each daemon's resident memory; for etcd also the
-members' resident memory.
+the write() took; then, with nothing happening, each daemon's resident memory
+and CPU time over a fixed window (utime + stime from /proc/PID/stat), and the
+same for the etcd members; last a daemon killed with kill -9 until its
+instance is gone from every other mount.
 """
 import argparse
 import os
@@ -37,9 +41,27 @@ def rss_mb(pid):
     return 0.0
 
 
-def start_daemons(n, url, extra):
+def cpu_seconds(pid):
+    """utime + stime of `pid` in seconds (/proc/PID/stat, fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(pids, window):
+    """Each process's CPU use over `window` seconds of wall time, in % of one core."""
+    before = {p: cpu_seconds(p) for p in pids}
+    started = time.monotonic()
+    time.sleep(window)  # the measurement window itself
+    wall = time.monotonic() - started
+    return [100 * (cpu_seconds(p) - before[p]) / wall for p in pids]
+
+
+def start_daemons(n, url, extra, urls=None):
     daemons = []
     for i in range(n):
+        if urls:
+            url = urls[i]
         base = tempfile.mkdtemp(prefix="regfs-bench-")
         os.chmod(base, 0o755)
         args = list(extra)
@@ -74,7 +96,9 @@ def propagation(daemons, trials, tag):
         threads = [threading.Thread(target=reader, args=(i, d)) for i, d in enumerate(daemons[1:])]
         for th in threads:
             th.start()
-        time.sleep(0.05)  # the readers are parked in .wait/ (they block until the write)
+        # Every reader is parked in .wait/ before the write.
+        assert wait_until(lambda: all((d.metric("regfs_reads_in_progress") or 0) >= 1
+                                      for d in daemons[1:]), 10, 0.005), f"{tag}: readers not parked"
         started = time.monotonic()
         write(daemons[0].path(name), endpoint + " check=none\n")
         writes.append(time.monotonic() - started)
@@ -100,50 +124,80 @@ def ms(s):
     return f"{s * 1000:.2f} ms"
 
 
-def report(tag, took, writes, gone, rss, extra=""):
-    print(f"{tag}: registration readable on every other mount: median {ms(statistics.median(took))},"
-          f" worst {ms(max(took))} of {len(took)}; write() median {ms(statistics.median(writes))};"
-          f" kill -9 until gone everywhere {gone:.2f} s; daemon RSS median {statistics.median(rss):.1f} MB"
-          f"{extra}")
+def load_average():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--daemons", type=int, default=3)
-    ap.add_argument("--trials", type=int, default=20)
-    args = ap.parse_args()
+def report(tag, n, took, writes, gone, rss, cpu, members=None):
+    line = (f"{tag} x{n}: registration readable on every other mount: median {ms(statistics.median(took))},"
+            f" worst {ms(max(took))} of {len(took)}; write() median {ms(statistics.median(writes))};"
+            f" kill -9 until gone everywhere {gone:.2f} s;"
+            f" daemon RSS median {statistics.median(rss):.1f} MB (max {max(rss):.1f});"
+            f" daemon idle CPU median {statistics.median(cpu):.2f} % (max {max(cpu):.2f}, sum {sum(cpu):.1f})")
+    if members:
+        m_rss, m_cpu = members
+        line += (f"; etcd members RSS {', '.join(f'{r:.1f}' for r in m_rss)} MB,"
+                 f" idle CPU {', '.join(f'{c:.2f}' for c in m_cpu)} %")
+    print(line + f" [load {load_average()}]", flush=True)
 
-    common = ["--fresh", "1s", "--wait-timeout", "10s"]
-    gossip = start_daemons(args.daemons, "gossip", common)
+
+def run_gossip(n, trials, window, common):
+    daemons = []
     try:
-        assert wait_until(lambda: all(len(d.status()["members"]) == args.daemons for d in gossip), 20)
-        took, writes = propagation(gossip, args.trials, "gossip")
-        rss = [rss_mb(d.proc.pid) for d in gossip]
-        gone = killed(gossip, "gossip")
-        report("gossip", took, writes, gone, rss)
+        daemons = start_daemons(n, "gossip", common)
+        assert wait_until(lambda: all(len(d.status()["members"]) == n for d in daemons), 60)
+        took, writes = propagation(daemons, trials, f"gossip{n}")
+        rss = [rss_mb(d.proc.pid) for d in daemons]
+        cpu = idle_cpu([d.proc.pid for d in daemons], window)
+        gone = killed(daemons, f"gossip{n}")
+        report("gossip", n, took, writes, gone, rss, cpu)
     finally:
-        for d in gossip:
+        for d in daemons:
             d.cleanup()
             shutil.rmtree(d.base, ignore_errors=True)
 
+
+def run_etcd(n, trials, window, common):
     base = tempfile.mkdtemp(prefix="regfs-bench-etcd-")
     cluster = conftest.EtcdCluster(base)
     cluster.start_all()
     daemons = []
     try:
-        daemons = start_daemons(args.daemons, cluster.url(), common)
-        took, writes = propagation(daemons, args.trials, "etcd")
+        # Each daemon starts on a different member, as a fleet spread over them would.
+        daemons = start_daemons(n, None, common, urls=[cluster.url([i % 3, (i + 1) % 3, (i + 2) % 3])
+                                                       for i in range(n)])
+        took, writes = propagation(daemons, trials, f"etcd{n}")
         rss = [rss_mb(d.proc.pid) for d in daemons]
-        members = [rss_mb(m.proc.pid) for m in cluster.members]
-        gone = killed(daemons, "etcd")
-        report("etcd", took, writes, gone, rss,
-               f"; etcd member RSS median {statistics.median(members):.1f} MB (lease TTL 10 s)")
+        member_pids = [m.proc.pid for m in cluster.members]
+        cpu = idle_cpu([d.proc.pid for d in daemons] + member_pids, window)
+        members = ([rss_mb(p) for p in member_pids], cpu[n:])
+        gone = killed(daemons, f"etcd{n}")
+        report("etcd", n, took, writes, gone, rss, cpu[:n], members)
     finally:
         for d in daemons:
             d.cleanup()
             shutil.rmtree(d.base, ignore_errors=True)
         cluster.stop_all()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--daemons", default="3,30", help="comma-separated daemon counts")
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--idle", type=float, default=20.0, help="idle CPU window, seconds")
+    args = ap.parse_args()
+    counts = [int(c) for c in args.daemons.split(",")]
+    assert all(2 <= c <= 64 for c in counts), "--daemons: counts of 2 to 64"
+
+    common = ["--fresh", "1s", "--wait-timeout", "10s"]
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}: stores_bench --daemons {args.daemons}"
+          f" --trials {args.trials} --idle {args.idle}; {os.cpu_count()} cores, load {load_average()}",
+          flush=True)
+    for n in counts:
+        run_gossip(n, args.trials, args.idle, common)
+        run_etcd(n, args.trials, args.idle, common)
 
 
 if __name__ == "__main__":
