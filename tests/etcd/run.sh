@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The etcd store's suite: regfsd daemons against a real three-member etcd
 # cluster on loopback ports that the tests start and stop themselves
-# (Debian's etcd-server); then the mount suite's reading and writing tests
+# (Debian's etcd-server), and over TLS against one member with client
+# certificates made by openssl (test_etcd_tls.py); then the mount suite's reading and writing tests
 # (tests/mount/test_mount.py) with every daemon on the etcd store of one etcd
 # member started here. REGFS_BUILD names the build dir. Needs root (FUSE).
 # Arguments go to the first pytest run.
