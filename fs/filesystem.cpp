@@ -103,6 +103,7 @@ void Filesystem::reply_entry(fuse_req_t req, Inode& node, double entry_timeout, 
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
+  if (answer_relookup(req, kind, service)) return;
   if (rotates_through_link(kind) && backend_.instance_count(service) > 1) {
     // Rotation: the name is a link, and each open's readlink decides. In /
     // the kernel keeps it until a change drops it; .wait/ gets no
@@ -215,8 +216,13 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
     if (!handed.empty()) readers_.handed(reader(req), service, handed);
   };
   if (via == Via::lookup) {
+    const auto name = std::make_pair(directory_of(kind), service);
+    const auto entry = entries_.find(name);
+    const bool refused = entry != entries_.end() && entry->second != node->ino;
+    entries_[name] = node->ino;
     return parked.each([&](fuse_req_t req) {
       remember(req);
+      if (refused) expect_relookup(req, kind, service, *node, entry_timeout);
       reply_entry(req, *node, entry_timeout, directory_of(kind));
     });
   }
@@ -238,10 +244,17 @@ void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
   const auto now = Clock::now();
+  std::pair<fuse_ino_t, std::string> name;
+  if (const Inode* node = inodes_.find(ino); node != nullptr && !node->service.empty()) {
+    name = {directory_of(node->kind), node->service};
+  }
   inodes_.forget(ino, nlookup, now);
   // No kernel reference left: the kernel holds no name of it either.
   if (const Inode* node = inodes_.find(ino); node == nullptr || node->nlookup == 0) {
     answer_names_.erase(ino);
+    if (const auto it = entries_.find(name); it != entries_.end() && it->second == ino) {
+      entries_.erase(it);
+    }
   }
   inodes_.collect(now);
 }
@@ -267,6 +280,7 @@ void Filesystem::service_changed(const std::string& service) {
   // another name, holding every later write's reply until that wait ends.
   for (fuse_ino_t dir : {kRootIno, kAllIno}) {
     if (exposed_.erase({dir, service}) == 0) continue;  // no dentry to drop
+    entries_.erase({dir, service});
     notifier_->inval_entry(dir, service);
     ++invalidations_;
   }
@@ -289,6 +303,9 @@ std::string Filesystem::metrics_text() const {
               interrupted_);
   out.counter("regfs_abandoned_total", "Decisions stopped because every reader was interrupted.",
               abandoned_);
+  out.counter("regfs_relookups_total",
+              "Lookups the kernel repeated within one open, given the answer just decided.",
+              relookups_served_);
   out.counter("regfs_rereads_total",
               "Opens of a service by a process that was handed an endpoint of it before.", rereads_);
   out.gauge("regfs_reread_memory", "Endpoints remembered as handed to a process, to tell re-reads.",
@@ -323,6 +340,31 @@ Caller Filesystem::caller(fuse_req_t req) const {
 
 pid_t Filesystem::reader(fuse_req_t req) {
   return readers_.process_of(fuse_req_ctx(req)->pid, Readers::Clock::now());
+}
+
+bool Filesystem::answer_relookup(fuse_req_t req, FileKind kind, const std::string& service) {
+  if (relookups_.empty()) return false;
+  const auto it = relookups_.find({fuse_req_ctx(req)->pid, kind, service});
+  if (it == relookups_.end()) return false;
+  const Relookup r = it->second;
+  relookups_.erase(it);  // one open: once
+  Inode* node = inodes_.find(r.ino);
+  if (node == nullptr || Clock::now() > r.until) return false;
+  ++relookups_served_;
+  entries_[{directory_of(kind), service}] = node->ino;
+  reply_entry(req, *node, r.entry_timeout, directory_of(kind));
+  return true;
+}
+
+void Filesystem::expect_relookup(fuse_req_t req, FileKind kind, const std::string& service,
+                                 const Inode& node, double entry_timeout) {
+  const auto now = Clock::now();
+  if (relookups_.size() >= kMaxRelookups) {
+    std::erase_if(relookups_, [now](const auto& r) { return r.second.until < now; });
+    if (relookups_.size() >= kMaxRelookups) return;  // that open may decide twice
+  }
+  relookups_[{fuse_req_ctx(req)->pid, kind, service}] = Relookup{node.ino, entry_timeout,
+                                                                 now + kRelookupWindow};
 }
 
 bool Filesystem::park_interruptible(fuse_req_t req) {

@@ -147,6 +147,14 @@ class Filesystem final : public ChangeSink {
   // The process behind `req` (Readers::process_of).
   pid_t reader(fuse_req_t req);
   bool park_interruptible(fuse_req_t req);
+  // The kernel's second lookup within one open (Relookup): answers it with
+  // the inode its first lookup was given, and returns true; false when
+  // `req` is not one.
+  bool answer_relookup(fuse_req_t req, FileKind kind, const std::string& service);
+  // `req` revalidates an entry that leads to another inode than `node`: its
+  // thread will look the name up again at once.
+  void expect_relookup(fuse_req_t req, FileKind kind, const std::string& service, const Inode& node,
+                       double entry_timeout);
 
   Backend& backend_;
   MountOptions options_;
@@ -171,6 +179,27 @@ class Filesystem final : public ChangeSink {
   std::uint64_t interrupted_ = 0;    // parked requests ended with EINTR
   std::uint64_t abandoned_ = 0;      // decisions abandoned: every reader was interrupted
   std::uint64_t rereads_ = 0;        // opens by a process handed an endpoint of that service before
+  std::uint64_t relookups_served_ = 0;  // second lookups within one open, answered without deciding
+  // One open, one decision. While the kernel holds a name's entry it sends a
+  // lookup only to revalidate it (an entry timeout of zero: every open), and
+  // a reply with another inode than the entry's makes the kernel drop the
+  // entry and look the name up again, from the same thread, within the same
+  // open. Deciding again there would run a second check when the freshness
+  // window is zero (each decision checks), so that one open could wait twice
+  // the read deadline. So a lookup that got another inode than the name's
+  // entry leads to is remembered, by thread, for kRelookupWindow; that
+  // thread's next lookup of the name gets the same inode. The entry is known
+  // from this daemon's own replies (lookups, creates) and forgotten when the
+  // kernel forgets its inode or the name is invalidated.
+  struct Relookup {
+    fuse_ino_t ino = 0;
+    double entry_timeout = 0;
+    Clock::time_point until{};
+  };
+  static constexpr std::chrono::seconds kRelookupWindow{1};
+  static constexpr std::size_t kMaxRelookups = 4096;
+  std::map<std::pair<fuse_ino_t, std::string>, fuse_ino_t> entries_;  // (directory, service) -> ino
+  std::map<std::tuple<pid_t, FileKind, std::string>, Relookup> relookups_;  // by (thread, kind, service)
   struct timespec started_{};
 };
 

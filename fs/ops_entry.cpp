@@ -56,7 +56,9 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, fus
   e.attr = attributes(node);
   e.attr_timeout = 0;
   e.entry_timeout = 0;  // the next open decides again
-  if (fuse_reply_create(req, &e, fi) == 0) ++node.nlookup;
+  if (fuse_reply_create(req, &e, fi) != 0) return;
+  ++node.nlookup;
+  entries_[{kRootIno, name}] = node.ino;  // the kernel's entry of the name leads here now
 }
 
 void Filesystem::unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {

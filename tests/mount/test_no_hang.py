@@ -88,8 +88,6 @@ class Reader:
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickle"])
 def test_a_hostile_check_target_holds_no_reader_past_the_deadline(make_daemon, servers, trickle):
-    # --fresh 0 is left out: there a read's lookup and its open each wait for a
-    # check of their own, twice the deadline in all (noticed, not yet fixed).
     d = make_daemon("--read-timeout", "5s")
     hostile = Hostile(trickle)
     good = servers()
@@ -108,6 +106,33 @@ def test_a_hostile_check_target_holds_no_reader_past_the_deadline(make_daemon, s
         assert took < 5 + 3, took  # the read deadline (5 s) and slack for a loaded machine
         status = json.loads(read(d.path(".status.json")))
         assert status["services"]["hostile"][0]["verdict"] == "unhealthy"
+    finally:
+        hostile.close()
+
+
+def test_with_no_freshness_window_a_read_still_ends_by_its_deadline(make_daemon, servers):
+    # --fresh 0: every read checks. The kernel holds the name's entry (here
+    # from the write that created it) and revalidates it with a lookup; that
+    # lookup's answer is another inode, so the kernel drops the entry and looks
+    # the name up again within the same open. That second lookup must not wait
+    # for a check of its own: one open, one decision, one deadline.
+    d = make_daemon("--fresh", "0", "--read-timeout", "3s")
+    hostile = Hostile(False)
+    good = servers()
+    try:
+        write(d.path("hostile"), f"127.0.0.1:{hostile.port} check=http:/health")
+        write(d.path("good"), good.endpoint)
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(OSError) as info:
+                read(d.path("hostile"))
+            assert info.value.errno == errno.EHOSTDOWN
+            took = time.monotonic() - started
+            assert 2.5 < took < 3 + 2, took  # the deadline, not twice it (6 s)
+        # A healthy answer after a failed one: another inode again, one check.
+        write(d.path("hostile"), good.endpoint)
+        assert read(d.path("hostile")) == good.endpoint + "\n"
+        assert read(d.path("good")) == good.endpoint + "\n"
     finally:
         hostile.close()
 
