@@ -23,7 +23,8 @@ namespaces) and namespaces (rs1..rs5), so it runs beside the test suites;
 - Every --churn seconds one of nodes 3-5 (in turn) is killed with SIGKILL and
   started again on its state directory; nodes 1 and 2 live through the run,
   and their resident memory and open descriptors are sampled every 10 s and
-  judged after --warmup minutes.
+  judged after --warmup minutes (the mount's inodes, regfs_inodes, are
+  sampled with them and reported).
 - Every node drops --loss percent of what arrives from the test network.
 
 At the end the loss is healed and every node must list exactly the expected
@@ -81,6 +82,18 @@ def proc_sample(pid):
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def inodes(host):
+    """The inodes the node's mount keeps (regfs_inodes in .metrics), None if unreadable."""
+    try:
+        with open(host.path(".metrics")) as f:
+            for line in f:
+                if line.startswith("regfs_inodes "):
+                    return int(float(line.split()[1]))
+    except OSError:
+        pass
+    return None
+
+
 class Listener:
     """Accepts and closes TCP connections on the bridge: the checked services' target."""
 
@@ -120,7 +133,7 @@ class Soak:
         self.writes = {"acknowledged": 0, "failed": 0}
         self.expected = {}  # service -> set of endpoints (acknowledged), or None: unknown
         self.owner = {}     # service -> Host its writer writes on
-        self.samples = {}   # node -> [(t, rss_kb, fds)]
+        self.samples = {}   # node -> [(t, rss_kb, fds, mount inodes)]
         self.kills = 0
 
     # --- set-up -----------------------------------------------------------
@@ -227,7 +240,7 @@ class Soak:
                 if steady(h.name) and h.proc is not None:
                     rss, fds = proc_sample(h.proc.pid)
                     self.samples.setdefault(h.name, []).append(
-                        (round(time.monotonic() - start), rss, fds))
+                        (round(time.monotonic() - start), rss, fds, inodes(h)))
 
     def churn(self):
         victims = [h for h in self.hosts if not steady(h.name)]
@@ -303,6 +316,7 @@ class Soak:
             fd0, fd1 = max(s[2] for s in head), max(s[2] for s in tail)
             flat = rss1 <= max(rss0 * 1.10, rss0 + 2048) and fd1 <= fd0 + 8
             verdict[name] = {"rss_kb": [rss0, rss1], "fds": [fd0, fd1], "flat": flat,
+                             "inodes": [head[0][3], tail[-1][3]],
                              "peak_rss_kb": max(s[1] for s in series),
                              "per_minute": [x for x in series if x[0] % 60 < 10]}
             if not flat:
