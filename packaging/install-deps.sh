@@ -16,6 +16,7 @@ packages=(
   tshark
   etcd-server etcd-client
   libkainjow-mustache-dev nginx-light
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -31,6 +31,8 @@
 #include "fs/mount_table.hpp"
 #include "fs/session.hpp"
 #include "fs/watchdog.hpp"
+#include "http/server.hpp"
+#include "http/routes.hpp"
 #include "net/health_checker.hpp"
 #include "registrar.hpp"
 #include "options.hpp"
@@ -103,6 +105,24 @@ int run(const regfs::Options& opt) {
       return kExitUsage;
     }
     config.writers_gid = g->gr_gid;
+  }
+  // The HTTP face: a token guards its data; beyond loopback one is required,
+  // as a key is for gossip (docs/SECURITY.md).
+  std::string http_token;
+  if (!opt.http_token_file.empty()) {
+    std::ifstream file(opt.http_token_file);
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    http_token = http::token_from_file_text(text.substr(0, 4096));
+    if (!file || http_token.size() < 16) {
+      spdlog::error("--http-token-file: the first line of {} must be a token of at least 16 printable"
+                    " characters without blanks",
+                    opt.http_token_file);
+      return kExitUsage;
+    }
+  }
+  if (!opt.http.empty() && http_token.empty() && !is_loopback_host(HostPort::parse(opt.http)->host)) {
+    spdlog::error("refusing to serve HTTP on {} without a token: give --http-token-file", opt.http);
+    return kExitUsage;
   }
   std::optional<transport::Keyring> keyring;
   if (!opt.key_file.empty()) {
@@ -255,12 +275,14 @@ int run(const regfs::Options& opt) {
   if (finder) finder->start();
 
   std::unique_ptr<fs::Session> session;
+  std::unique_ptr<http::Server> web;
   bool stopping = false;
   auto shutdown = [&](const char* why) {
     if (stopping) return;
     stopping = true;
     spdlog::info("stopping: {}", why);
     if (session) session->unmount();
+    if (web) web->stop();
     registrar.stop();
     checker.cancel_all();
     // Say goodbye so peers drop our instances at once, then stop.
@@ -293,6 +315,40 @@ int run(const regfs::Options& opt) {
                    "({} s): a read that long ends the mount (docs/INTERFACES.md)",
                    timeout, longest.count());
     }
+  }
+
+  // Started once the mount (or the mirror) serves: /v1/health answers what
+  // reading .metrics would.
+  if (!opt.http.empty()) {
+    http::Limits limits;
+    limits.max_clients = opt.http_max_clients;
+    limits.max_streams = opt.http_max_streams;
+    http::Sources sources;
+    sources.status = [&registrar] {
+      std::string text;
+      registrar.answer(fs::FileKind::status, "", "", [&text](Result<fs::Answer> a) {
+        if (a) text = std::move(a->content);
+      });
+      return text;
+    };
+    sources.metrics = [&registrar] {
+      std::string text;
+      registrar.answer(fs::FileKind::metrics, "", "", [&text](Result<fs::Answer> a) {
+        if (a) text = std::move(a->content);
+      });
+      return text;
+    };
+    sources.ready = [&stopping] { return !stopping; };
+    sources.feed = &registrar.feed();
+    sources.wall_offset = std::chrono::system_clock::now().time_since_epoch() - steady_now().since_epoch;
+    auto opened = http::Server::open(io, opt.http, http_token, limits, std::move(sources));
+    if (!opened) {
+      spdlog::error("{}", opened.error().detail);
+      return kExitStart;
+    }
+    web = std::move(*opened);
+    registrar.add_metrics([&web] { return web->metrics_text(); });
+    spdlog::info("http on {}{}", web->address(), http_token.empty() ? "" : " (token required)");
   }
 
   // A loop that stops making progress ends the mount, so that readers fail

@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <arpa/inet.h>
 #include <charconv>
 #include <map>
 
@@ -27,6 +28,11 @@ std::string shown(std::string_view text) {
     }
   }
   return out + (text.size() > 80 ? "...'" : "'");
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 enum class Kind { text, duration, flag, list };
@@ -67,6 +73,10 @@ const std::map<std::string, Spec, std::less<>>& specs() {
       {"--mirror", {"REGFS_MIRROR", Kind::text}},
       {"--no-mount", {"REGFS_NO_MOUNT", Kind::flag}},
       {"--log-level", {"REGFS_LOG_LEVEL", Kind::text}},
+      {"--http", {"REGFS_HTTP", Kind::text}},
+      {"--http-token-file", {"REGFS_HTTP_TOKEN_FILE", Kind::text}},
+      {"--http-max-clients", {"REGFS_HTTP_MAX_CLIENTS", Kind::text}},
+      {"--http-max-streams", {"REGFS_HTTP_MAX_STREAMS", Kind::text}},
   };
   return table;
 }
@@ -88,6 +98,29 @@ Status assign(Options& o, std::string_view name, const std::string& value) {
     }
     return ok_status();
   };
+  auto count = [&](std::size_t& out, std::size_t max) -> Status {
+    std::size_t n = 0;
+    const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc{} || ptr != value.data() + value.size() || n < 1 || n > max) {
+      return usage_error(std::string(name) + ": " + shown(value) + " is not a number from 1 to " +
+                         std::to_string(max));
+    }
+    out = n;
+    return ok_status();
+  };
+  if (name == "--http") {
+    if (value.empty()) {
+      o.http.clear();  // REGFS_HTTP= leaves it off
+      return ok_status();
+    }
+    auto addr = parse_http_address(value);
+    if (!addr) return usage_error("--http: " + addr.error().detail);
+    o.http = *addr;
+    return ok_status();
+  }
+  if (name == "--http-token-file") o.http_token_file = value;
+  if (name == "--http-max-clients") return count(o.http_max_clients, 4096);
+  if (name == "--http-max-streams") return count(o.http_max_streams, 4096);
   if (name == "--mount") o.mount = value;
   if (name == "--state-dir") o.state_dir = value;
   if (name == "--node-name") o.node_name = value;
@@ -175,6 +208,13 @@ Status validate(const Options& o) {
   if (o.store_cert.empty() != o.store_key.empty()) {
     return usage_error("--store-cert and --store-key go together");
   }
+  if (o.http.empty() && !o.http_token_file.empty()) {
+    return usage_error("--http-token-file needs --http ADDR:PORT");
+  }
+  if (o.http_max_streams > o.http_max_clients) {
+    return usage_error("--http-max-streams: at most --http-max-clients (" +
+                       std::to_string(o.http_max_clients) + ")");
+  }
   if (o.busy_poll > milliseconds(1)) return usage_error("--busy-poll: at most 1ms (0 turns it off)");
   if (o.stall_timeout != Duration::zero() && o.stall_timeout < milliseconds(100)) {
     return usage_error("--stall-timeout: at least 100ms (0 turns the watchdog off)");
@@ -192,6 +232,21 @@ bool valid_store_prefix(std::string_view prefix) {
     if (c <= 0x20 || c >= 0x7f) return false;
   }
   return true;
+}
+
+Result<std::string> parse_http_address(std::string_view text) {
+  std::string spelled(text);
+  const bool bare = !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+  if (bare) spelled = ":" + spelled;
+  auto hp = HostPort::parse(spelled);
+  if (!hp) {
+    return usage_error(shown(text) + " is not PORT, ADDR:PORT or [IPV6]:PORT (port 0-65535)");
+  }
+  if (hp->host.empty()) hp->host = "127.0.0.1";  // a bare port: loopback
+  if (!is_ip_literal(hp->host)) {
+    return usage_error(shown(text) + ": the address must be an IPv4 or IPv6 address, not a name");
+  }
+  return hp->to_string();
 }
 
 Status parse_store(std::string_view url, Options& out) {
@@ -351,6 +406,11 @@ const char* options_usage() {
   --mirror DIR               also keep plain files in DIR             REGFS_MIRROR
   --no-mount                 with --mirror: no FUSE mount             REGFS_NO_MOUNT
   --log-level LEVEL          trace, debug, info, warn, error          REGFS_LOG_LEVEL
+  --http ADDR:PORT           read-only page and HTTP API (default off) REGFS_HTTP
+                             (a bare PORT is 127.0.0.1:PORT)
+  --http-token-file FILE     its bearer token; needed beyond loopback REGFS_HTTP_TOKEN_FILE
+  --http-max-clients N       open HTTP connections (default 256)      REGFS_HTTP_MAX_CLIENTS
+  --http-max-streams N       open /v1/events streams (default 128)    REGFS_HTTP_MAX_STREAMS
 )";
 }
 

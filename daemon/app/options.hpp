@@ -3,6 +3,7 @@
 // lookup function.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -45,6 +46,12 @@ struct Options {
   std::string store_key;
   std::string mirror;
   bool no_mount = false;
+  // --http: the read-only HTTP face (daemon/http), "host:port" once parsed
+  // (a bare port is loopback); empty: off.
+  std::string http;
+  std::string http_token_file;  // bearer token, the file's first line
+  std::size_t http_max_clients = 256;  // open connections, streams included
+  std::size_t http_max_streams = 128;  // open /v1/events streams
   std::string log_level = "info";
   bool help = false;
   bool version = false;
@@ -65,6 +72,10 @@ Result<Duration> parse_duration(std::string_view text);
 // gateway over plain HTTP) or "etcds://HOST:PORT[,...]" (the same over TLS).
 // Sets `store`, `store_members` and `store_tls`.
 Status parse_store(std::string_view url, Options& out);
+// A --http value: PORT or :PORT (loopback), IPV4:PORT, [IPV6]:PORT; the
+// host an IP address, not a name. Returns "host:port" (IPv6 bracketed).
+Result<std::string> parse_http_address(std::string_view text);
+
 // A --store-prefix: 3-128 printable ASCII bytes without blanks, starting and ending with '/'.
 bool valid_store_prefix(std::string_view prefix);
 

@@ -127,6 +127,10 @@ ECS_REGFS_BREAKS = [
      "needs its entryPoint set"),
     ("fargate-efs.json", "join dir not on EFS", lambda d: _env(_first_container(d), "REGFS_JOIN", "file:/tmp/peers"),
      "is not an EFS volume mounted there"),
+    ("ec2-in-task.json", "health check on another path",
+     lambda d: _first_container(d)["healthCheck"].update(
+         command=["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:7980/v1/status"]),
+     "does not read what signals readiness"),
     ("fargate-efs.json", "socket check elsewhere",
      lambda d: _first_container(d)["healthCheck"].update(command=["CMD-SHELL", "test -S /tmp/.regfsd.sock"]),
      "does not read what signals readiness"),
@@ -197,14 +201,17 @@ K8S_REGFS_BREAKS = [
     ("sidecar.yaml", "app without propagation", lambda ds: _mount(_container(ds, "Deployment", "order"), "/registry").pop("mountPropagation"),
      "needs mountPropagation HostToContainer"),
     ("sidecar.yaml", "probe elsewhere", lambda ds: _container(ds, "Deployment", "regfsd")["readinessProbe"]["exec"].update(
-        command=["cat", "/registry/metrics"]), "readinessProbe does not read /registry/.metrics"),
+        command=["cat", "/registry/metrics"]), "readinessProbe does not read what signals readiness"),
+    ("sidecar.yaml", "probe on another port", lambda ds: _container(ds, "Deployment", "regfsd")["livenessProbe"]["exec"].update(
+        command=["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:7981/v1/health"]),
+     "livenessProbe does not read what signals readiness"),
     ("sidecar.yaml", "key as a variable", lambda ds: _container(ds, "Deployment", "regfsd")["env"].append(
         {"name": "REGFS_KEY", "valueFrom": {"secretKeyRef": {"name": "regfs-key", "key": "key"}}}),
      "REGFS_KEY is not a regfsd variable"),
     ("sidecar.yaml", "join without service", lambda ds: ds.remove(_find(ds, "Service")),
      "no headless Service regfs-peers"),
     ("daemonset.yaml", "unknown variable", lambda ds: _container(ds, "DaemonSet", "regfsd")["env"].append(
-        {"name": "REGFS_HTTP", "value": "0.0.0.0:8080"}), "REGFS_HTTP is not a regfsd variable"),
+        {"name": "REGFS_HTTPS", "value": "0.0.0.0:8080"}), "REGFS_HTTPS is not a regfsd variable"),
     ("daemonset.yaml", "bad stall timeout", lambda ds: _container(ds, "DaemonSet", "regfsd")["env"].append(
         {"name": "REGFS_STALL_TIMEOUT", "value": "10ms"}), "regfsd refuses this configuration"),
 ]

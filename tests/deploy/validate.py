@@ -168,9 +168,30 @@ def check_literal_keys(text, where):
     return [f"{where}: literal key material in the file ({k[:6]}...)" for k in found]
 
 
-def reads_readiness(command, mount, mirror, no_mount):
-    """Whether a health-check command reads what tells that this daemon is ready."""
+def regfsd_http(args, env):
+    """The --http value of a regfsd call (command line over environment), or None."""
+    for i, a in enumerate(args):
+        name, eq, inline = a.partition("=")
+        if name == "--http":
+            return inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return env.get("REGFS_HTTP") or None
+
+
+def health_url(http):
+    """Where a health check on the daemon's own host reaches its /v1/health."""
+    host, _, port = http.rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "[::]" else host
+    return f"http://{host}:{port}/v1/health"
+
+
+def reads_readiness(command, mount, mirror, no_mount, http=None):
+    """Whether a health-check command reads what tells that this daemon is ready: its
+    /v1/health (wget or curl failing on an error status) when it serves --http, else
+    the mount's .metrics or the mirror's control socket."""
     text = " ".join(command) if isinstance(command, list) else command
+    if http:
+        url = re.escape(health_url(http))
+        return re.search(rf"(^|\s)(wget -q -O /dev/null|curl -fsS -o /dev/null) {url}$", text) is not None
     if no_mount:
         return re.search(rf"test -S {re.escape(mirror)}/\.regfsd\.sock\b", text) is not None
     return re.search(rf"(cat|test -r|head)\b.*\s{re.escape(mount)}/\.metrics\b", text) is not None
@@ -258,7 +279,7 @@ def ecs_regfs(doc, text, binaries, where):
             elif not key_from_secret_env(tokens, secrets, key_file):
                 problems.append(f"{at}: the key file {key_file} is not written from an ECS secret")
             hc = c.get("healthCheck", {}).get("command", [])
-            if not reads_readiness(hc, mount, mirror, no_mount):
+            if not reads_readiness(hc, mount, mirror, no_mount, regfsd_http(call, env)):
                 problems.append(f"{at}: health check {hc} does not read what signals readiness")
             lp = c.get("linuxParameters", {})
             devices = [d.get("hostPath") for d in lp.get("devices", [])]
@@ -414,8 +435,9 @@ def k8s_regfs(docs, text, binaries, where):
                 if not (c.get("securityContext") or {}).get("privileged"):
                     problems.append(f"{at}: Bidirectional propagation (and /dev/fuse) needs privileged")
                 for probe in ("readinessProbe", "livenessProbe"):
-                    if not reads_readiness(_exec(c.get(probe)), mount, mirror, no_mount):
-                        problems.append(f"{at}: {probe} does not read {mount}/.metrics")
+                    if not reads_readiness(_exec(c.get(probe)), mount, mirror, no_mount,
+                                           regfsd_http(call, env)):
+                        problems.append(f"{at}: {probe} does not read what signals readiness")
                 key_file = env.get("REGFS_KEY_FILE")
                 if not key_file or env.get("REGFS_INSECURE") in ("1", "true", "yes"):
                     problems.append(f"{at}: regfsd runs without a key")

@@ -206,3 +206,37 @@ TEST_CASE("store: bad URLs, prefixes and durations fail with a clear error") {
     CHECK_THAT(o.error().detail, Catch::Matchers::Contains(expected));
   }
 }
+
+TEST_CASE("http: off by default; a bare port is loopback; addresses, not names") {
+  auto o = parse({});
+  REQUIRE(o.ok());
+  CHECK(o->http.empty());
+  CHECK(o->http_max_clients == 256);
+  CHECK(o->http_max_streams == 128);
+  CHECK(parse({"--http", "8080"})->http == "127.0.0.1:8080");
+  CHECK(parse({"--http", ":8080"})->http == "127.0.0.1:8080");
+  CHECK(parse({"--http", "0.0.0.0:80"})->http == "0.0.0.0:80");
+  CHECK(parse({"--http", "[::1]:9000"})->http == "[::1]:9000");
+  CHECK(parse({}, {{"REGFS_HTTP", "9001"}})->http == "127.0.0.1:9001");
+  CHECK(parse({}, {{"REGFS_HTTP", ""}})->http.empty());
+  auto limits = parse({"--http", "1", "--http-max-clients", "8", "--http-max-streams", "2"});
+  REQUIRE(limits.ok());
+  CHECK(limits->http_max_clients == 8);
+  CHECK(limits->http_max_streams == 2);
+}
+
+TEST_CASE("http: bad values fail with an error naming the option") {
+  auto error_of = [](std::vector<std::string> args) {
+    auto o = parse(std::move(args));
+    REQUIRE_FALSE(o.ok());
+    return o.error().detail;
+  };
+  CHECK(error_of({"--http", "localhost:80"}).find("--http: 'localhost:80': the address must be") == 0);
+  CHECK(error_of({"--http", "80000"}).find("--http: '80000' is not PORT") == 0);
+  CHECK(error_of({"--http", "1.2.3.4"}).find("--http: '1.2.3.4' is not PORT") == 0);
+  CHECK(error_of({"--http-token-file", "/t"}) == "--http-token-file needs --http ADDR:PORT");
+  CHECK(error_of({"--http", "1", "--http-max-clients", "0"}).find("--http-max-clients: '0' is not") == 0);
+  CHECK(error_of({"--http", "1", "--http-max-streams", "x"}).find("--http-max-streams: 'x' is not") == 0);
+  CHECK(error_of({"--http", "1", "--http-max-clients", "4", "--http-max-streams", "5"}) ==
+        "--http-max-streams: at most --http-max-clients (4)");
+}
