@@ -1,12 +1,12 @@
 #include "change_waiter.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <csignal>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
 
 namespace regfs::cli {
 namespace {
@@ -21,7 +21,7 @@ void on_signal(int sig) {
 }
 
 void install(int sig) {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = sig == SIGCHLD ? SA_NOCLDSTOP : 0;
@@ -48,12 +48,14 @@ Answer read_all(int fd) {
 }  // namespace
 
 Time steady_now() {
-  return Time{std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch())};
+  return Time{
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch())};
 }
 
 ChangeWaiter::ChangeWaiter(const Context& ctx, bool wake_on_child) : ctx_(ctx) {
   if (g_signal_pipe[0] < 0) {
-    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) g_signal_pipe[0] = g_signal_pipe[1] = -1;
+    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+      g_signal_pipe[0] = g_signal_pipe[1] = -1;
   }
   install(SIGINT);
   install(SIGTERM);
@@ -72,7 +74,8 @@ void ChangeWaiter::close_names() {
   fds_.clear();
 }
 
-int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer>& answers, bool once) {
+int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer>& answers,
+                       bool once) {
   close_names();
   answers.assign(names.size(), Answer{});
   fds_.assign(names.size(), -1);
@@ -87,7 +90,7 @@ int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer
       events_fd_ = ::open(ctx_.path(".events").c_str(), O_RDONLY | O_CLOEXEC);
       if (events_fd_ < 0) {
         const int err = errno;
-        struct stat st{};
+        struct stat st {};
         if (::stat(ctx_.path(".metrics").c_str(), &st) != 0) return ENODEV;
         return err == ENOENT ? ENOSYS : err;
       }
@@ -99,8 +102,9 @@ int ChangeWaiter::read(const std::vector<std::string>& names, std::vector<Answer
       if (err == ENOTCONN) return ENOTCONN;
       if (err == ENOENT) {
         // Unregistered, or no longer a regfs mount at all.
-        struct stat st{};
-        if (::stat(ctx_.path(".metrics").c_str(), &st) != 0) return errno == ENOTCONN ? ENOTCONN : ENODEV;
+        struct stat st {};
+        if (::stat(ctx_.path(".metrics").c_str(), &st) != 0)
+          return errno == ENOTCONN ? ENOTCONN : ENODEV;
       }
       missing = true;
       continue;
@@ -131,7 +135,8 @@ ChangeWaiter::Wake ChangeWaiter::wait(std::optional<Time> deadline, int& err) {
   while (true) {
     int timeout = -1;
     if (deadline) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - steady_now()).count();
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(*deadline - steady_now()).count();
       timeout = static_cast<int>(std::clamp<long long>(left, 0, 24LL * 3600 * 1000));
     }
     for (auto& p : fds) p.revents = 0;

@@ -88,7 +88,8 @@ int render_all(const Context& ctx, std::vector<Job>& jobs, const std::vector<std
     if (job.spec.command.empty()) continue;
     const int exit_status = run_shell(job.spec.command);
     if (exit_status < 0) {
-      std::cerr << "regfs: template " << job.spec.in << ": cannot run /bin/sh: " << std::strerror(errno) << "\n";
+      std::cerr << "regfs: template " << job.spec.in
+                << ": cannot run /bin/sh: " << std::strerror(errno) << "\n";
       rc = kError;
     } else if (exit_status != 0) {
       std::cerr << "regfs: template " << job.spec.in << ": '" << job.spec.command << "' "
@@ -101,11 +102,13 @@ int render_all(const Context& ctx, std::vector<Job>& jobs, const std::vector<std
 
 int gone(const Context& ctx, int err) {
   if (err == ENOSYS) {
-    std::cerr << "regfs: template: a service has nothing to poll (not registered, or nothing healthy), and the daemon at " << ctx.mount
-              << " has no .events to say when it is\n";
+    std::cerr << "regfs: template: a service has nothing to poll (not registered, or nothing "
+                 "healthy), and the daemon at "
+              << ctx.mount << " has no .events to say when it is\n";
     return kError;
   }
-  std::cerr << "regfs: template: the registry at " << ctx.mount << " is gone (regfsd stopped or unmounted)"
+  std::cerr << "regfs: template: the registry at " << ctx.mount
+            << " is gone (regfsd stopped or unmounted)"
             << (err == ENODEV ? std::string() : std::string(": ") + std::strerror(err)) << "\n";
   return kNoDaemon;
 }
@@ -113,7 +116,8 @@ int gone(const Context& ctx, int err) {
 }  // namespace
 
 int cmd_template(const Context& ctx, const std::vector<std::string>& args) {
-  static const char* usage = "usage: regfs template [--once] [--wait MIN[:MAX]] IN:OUT[:COMMAND]...";
+  static const char* usage =
+      "usage: regfs template [--once] [--wait MIN[:MAX]] IN:OUT[:COMMAND]...";
   bool once = false;
   WaitSpec wait;
   std::vector<Job> jobs;
@@ -147,7 +151,8 @@ int cmd_template(const Context& ctx, const std::vector<std::string>& args) {
       return fail_usage("template " + job.spec.in + ": larger than 1 MiB", kInvalid);
     }
     auto parsed = Template::parse(text);
-    if (!parsed) return fail_usage("template " + job.spec.in + ": " + parsed.error().detail, kInvalid);
+    if (!parsed)
+      return fail_usage("template " + job.spec.in + ": " + parsed.error().detail, kInvalid);
     job.tmpl = std::move(*parsed);
     names.insert(job.tmpl.services().begin(), job.tmpl.services().end());
   }
@@ -167,7 +172,8 @@ int cmd_template(const Context& ctx, const std::vector<std::string>& args) {
     const auto deadline = quiet.pending() ? std::optional<Time>(quiet.due()) : std::nullopt;
     const auto wake = waiter.wait(deadline, err);
     if (wake == ChangeWaiter::Wake::signal) return kOk;
-    if (wake == ChangeWaiter::Wake::error) return err == ENOTCONN ? gone(ctx, err) : fail("template", err);
+    if (wake == ChangeWaiter::Wake::error)
+      return err == ENOTCONN ? gone(ctx, err) : fail("template", err);
     if (wake == ChangeWaiter::Wake::changed) {
       // Read again: that is what arms the next wake-up, and the answers are
       // the latest for the render that is owed.

@@ -4,12 +4,12 @@
 // or runs COMMAND with the answer in its environment and, when the answer
 // changes, stops it (SIGTERM) and starts it again, as envconsul does. Waits
 // through ChangeWaiter: nothing runs while nothing changes.
+#include <sys/wait.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <optional>
-#include <sys/wait.h>
 
 #include "change_waiter.hpp"
 #include "cli.hpp"
@@ -82,8 +82,9 @@ constexpr Duration kStopGrace = std::chrono::seconds(10);
 // The mount went away, or cannot tell of a registration.
 int gone(const Context& ctx, const std::string& what, int err) {
   if (err == ENOSYS) {
-    std::cerr << "regfs: " << what << ": nothing to poll (not registered, or nothing healthy), and the daemon at " << ctx.mount
-              << " has no .events to say when it is\n";
+    std::cerr << "regfs: " << what
+              << ": nothing to poll (not registered, or nothing healthy), and the daemon at "
+              << ctx.mount << " has no .events to say when it is\n";
     return kError;
   }
   std::cerr << "regfs: " << what << ": the registry at " << ctx.mount
@@ -114,15 +115,16 @@ int cmd_watch(const Context& ctx, const std::vector<std::string>& args) {
     }
   }
   if (service.empty()) return fail_usage(usage);
-  if (!valid_service_name(service)) return fail_usage("watch: invalid service name '" + service + "'", kInvalid);
+  if (!valid_service_name(service))
+    return fail_usage("watch: invalid service name '" + service + "'", kInvalid);
   if (!ctx.mirror.empty()) return fail_usage("watch needs the mount", kError);
 
   const std::string what = "watch " + service;
   ChangeWaiter waiter(ctx, !command.empty());
   pid_t child = -1;
-  std::optional<std::string> printed;    // the last line printed
-  std::optional<Environment> started;    // the environment the running command got
-  std::string said;                      // the last state reported on stderr
+  std::optional<std::string> printed;  // the last line printed
+  std::optional<Environment> started;  // the environment the running command got
+  std::string said;                    // the last state reported on stderr
   while (true) {
     std::vector<Answer> answers;
     if (const int err = waiter.read({".all/" + service}, answers)) {
@@ -135,7 +137,8 @@ int cmd_watch(const Context& ctx, const std::vector<std::string>& args) {
     if (view.state != said) {
       if (view.state == "missing") std::cerr << "regfs: " << what << ": not registered\n";
       if (view.state == "down") std::cerr << "regfs: " << what << ": no healthy instance\n";
-      if (view.state == "error") std::cerr << "regfs: " << what << ": " << std::strerror(view.err) << "\n";
+      if (view.state == "error")
+        std::cerr << "regfs: " << what << ": " << std::strerror(view.err) << "\n";
       said = view.state;
     }
     if (view.state != "error") {
@@ -170,8 +173,8 @@ int cmd_watch(const Context& ctx, const std::vector<std::string>& args) {
         int status = 0;
         if (child > 0 && ::waitpid(child, &status, WNOHANG) == child) {
           if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-            std::cerr << "regfs: " << what << ": " << command.front() << " " << describe_status(status)
-                      << "\n";
+            std::cerr << "regfs: " << what << ": " << command.front() << " "
+                      << describe_status(status) << "\n";
           }
           child = -1;
         }

@@ -1,14 +1,14 @@
 #include "command.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 namespace regfs::cli {
 
@@ -29,7 +29,8 @@ pid_t start_command(const std::vector<std::string>& argv, const Environment& env
 int stop_command(pid_t pid, Duration grace) {
   ::kill(pid, SIGTERM);
   // Bounded: every 10 ms up to `grace`, then SIGKILL and a blocking wait.
-  const auto steps = std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(grace).count() / 10);
+  const auto steps = std::max<long long>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(grace).count() / 10);
   int status = 0;
   for (long long i = 0; i < steps; ++i) {
     const pid_t done = ::waitpid(pid, &status, WNOHANG);

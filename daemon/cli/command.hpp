@@ -1,8 +1,8 @@
 // Commands that `regfs watch` and `regfs template` start on a change.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+#include <string>
 #include <utility>
 #include <vector>
 

@@ -26,7 +26,8 @@ Error invalid(std::string detail) { return Error{Errc::invalid_line, std::move(d
 std::size_t line_of(std::string_view text, std::string_view what) {
   const auto at = text.find(what);
   if (at == std::string_view::npos) return 0;
-  return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+  return 1 + static_cast<std::size_t>(
+                 std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
 }
 
 // The names a template may use: `service:NAME[!]` anywhere, the instance's
@@ -34,8 +35,7 @@ std::size_t line_of(std::string_view text, std::string_view what) {
 // which fails the render.
 class Lookup : public mustache::basic_context<std::string> {
  public:
-  Lookup(const Data* root, const std::map<std::string, Data>& services)
-      : services_(services) {
+  Lookup(const Data* root, const std::map<std::string, Data>& services) : services_(services) {
     items_.push_back(root);
   }
 
@@ -93,14 +93,17 @@ Result<Template> Template::parse(std::string_view text) {
   t.text_ = std::string(text);
   // Which services the template names: every `service:NAME` in the text (in a
   // comment too; watching one more name costs nothing).
-  for (auto at = text.find(kPrefix); at != std::string_view::npos; at = text.find(kPrefix, at + 1)) {
+  for (auto at = text.find(kPrefix); at != std::string_view::npos;
+       at = text.find(kPrefix, at + 1)) {
     std::size_t end = at + kPrefix.size();
     while (end < text.size() && name_char(text[end])) ++end;
     const std::string name(text.substr(at + kPrefix.size(), end - at - kPrefix.size()));
     if (name.empty()) continue;
     if (!valid_service_name(name)) {
-      const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
-      return invalid("line " + std::to_string(line) + ": '" + name + "' is not a service name (1-128 of A-Z a-z 0-9 . _ -, not starting with '.')");
+      const auto line =
+          1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+      return invalid("line " + std::to_string(line) + ": '" + name +
+                     "' is not a service name (1-128 of A-Z a-z 0-9 . _ -, not starting with '.')");
     }
     t.services_.insert(name);
     if (end < text.size() && text[end] == '!') t.required_.insert(name);
@@ -110,7 +113,8 @@ Result<Template> Template::parse(std::string_view text) {
   // fails here, before anything is written.
   std::map<std::string, ServiceData> some, none;
   for (const auto& name : t.services_) {
-    some[name] = ServiceData{true, {TemplateInstance{"192.0.2.1:1", "192.0.2.1", 1, "node", "tcp"}}};
+    some[name] =
+        ServiceData{true, {TemplateInstance{"192.0.2.1:1", "192.0.2.1", 1, "node", "tcp"}}};
   }
   for (const auto* trial : {&some, &none}) {
     if (auto r = t.render_any(*trial); !r) return r.error();
@@ -154,7 +158,8 @@ Result<std::string> Template::render_any(const std::map<std::string, ServiceData
   if (!lookup.unknown().empty()) {
     const std::string& name = lookup.unknown();
     std::string detail;
-    if (const auto line = line_of(text_, name); line != 0) detail = "line " + std::to_string(line) + ": ";
+    if (const auto line = line_of(text_, name); line != 0)
+      detail = "line " + std::to_string(line) + ": ";
     if (name.starts_with('>')) {
       detail += "partials ({{" + name + "}}) are not supported";
     } else if (name.starts_with(kPrefix)) {
@@ -220,8 +225,9 @@ std::vector<TemplateInstance> parse_all_answer(std::string_view all, const Statu
     }
     out.push_back(std::move(*inst));
   }
-  std::sort(out.begin(), out.end(),
-            [](const TemplateInstance& a, const TemplateInstance& b) { return a.endpoint < b.endpoint; });
+  std::sort(out.begin(), out.end(), [](const TemplateInstance& a, const TemplateInstance& b) {
+    return a.endpoint < b.endpoint;
+  });
   out.erase(std::unique(out.begin(), out.end(),
                         [](const TemplateInstance& a, const TemplateInstance& b) {
                           return a.endpoint == b.endpoint;
@@ -232,16 +238,20 @@ std::vector<TemplateInstance> parse_all_answer(std::string_view all, const Statu
 
 Result<TemplateSpec> parse_template_spec(std::string_view arg) {
   const auto first = arg.find(':');
-  if (first == std::string_view::npos) return invalid("'" + std::string(arg) + "': expected IN:OUT[:COMMAND]");
+  if (first == std::string_view::npos)
+    return invalid("'" + std::string(arg) + "': expected IN:OUT[:COMMAND]");
   const auto second = arg.find(':', first + 1);
   TemplateSpec spec;
   spec.in = std::string(arg.substr(0, first));
-  spec.out = std::string(arg.substr(first + 1, second == std::string_view::npos ? std::string_view::npos : second - first - 1));
+  spec.out = std::string(arg.substr(
+      first + 1, second == std::string_view::npos ? std::string_view::npos : second - first - 1));
   if (second != std::string_view::npos) spec.command = std::string(arg.substr(second + 1));
   if (spec.in.empty() || spec.out.empty()) {
-    return invalid("'" + std::string(arg) + "': expected IN:OUT[:COMMAND] with IN and OUT not empty");
+    return invalid("'" + std::string(arg) +
+                   "': expected IN:OUT[:COMMAND] with IN and OUT not empty");
   }
-  if (second != std::string_view::npos && spec.command.find_first_not_of(" \t") == std::string::npos) {
+  if (second != std::string_view::npos &&
+      spec.command.find_first_not_of(" \t") == std::string::npos) {
     return invalid("'" + std::string(arg) + "': the COMMAND after OUT: is empty");
   }
   if (spec.out.ends_with('/')) return invalid("'" + spec.out + "': OUT must name a file");

@@ -29,8 +29,8 @@ struct TemplateInstance {
   std::string endpoint;  // "10.0.3.17:8080", "[::1]:8080"
   std::string host;      // "10.0.3.17", "::1" (no brackets)
   std::uint16_t port = 0;
-  std::string owner;     // the node that registered it ("" when not known)
-  std::string check;     // "tcp", "http:/health", "none" ("" when not known)
+  std::string owner;  // the node that registered it ("" when not known)
+  std::string check;  // "tcp", "http:/health", "none" ("" when not known)
 };
 
 // What the mount answered for one service.

@@ -35,7 +35,8 @@ std::string render(std::string_view text, const std::map<std::string, ServiceDat
 
 TEST_CASE("a section lists the healthy instances with their fields") {
   const auto out = render(
-      "upstream web {\n{{#service:web}}  server {{endpoint}}; # {{host}} {{port}} {{owner}} {{check}} "
+      "upstream web {\n{{#service:web}}  server {{endpoint}}; # {{host}} {{port}} {{owner}} "
+      "{{check}} "
       "{{service}} {{index}}{{#first}} first{{/first}}{{#last}} last{{/last}}\n{{/service:web}}}\n",
       {{"web", healthy({"127.0.0.1:8080", "[::1]:9090"})}});
   CHECK(out ==
@@ -46,7 +47,8 @@ TEST_CASE("a section lists the healthy instances with their fields") {
 }
 
 TEST_CASE("a missing service renders an empty list and its inverted section") {
-  const std::string text = "{{#service:web}}server {{endpoint}};{{/service:web}}{{^service:web}}none{{/service:web}}";
+  const std::string text =
+      "{{#service:web}}server {{endpoint}};{{/service:web}}{{^service:web}}none{{/service:web}}";
   CHECK(render(text, {}) == "none");
   CHECK(render(text, {{"web", ServiceData{true, {}}}}) == "none");
   CHECK(render(text, {{"web", healthy({"10.0.0.1:80"})}}) == "server 10.0.0.1:80;");
@@ -67,7 +69,8 @@ TEST_CASE("nothing is HTML-escaped") {
 }
 
 TEST_CASE("a required service that is missing or down fails the render") {
-  auto t = Template::parse("{{#service:db!}}{{endpoint}}{{/service:db!}} {{#service:web}}{{endpoint}}{{/service:web}}");
+  auto t = Template::parse(
+      "{{#service:db!}}{{endpoint}}{{/service:db!}} {{#service:web}}{{endpoint}}{{/service:web}}");
   REQUIRE(t.ok());
   CHECK(t->required() == std::set<std::string>{"db"});
   CHECK(t->services() == std::set<std::string>{"db", "web"});
@@ -112,7 +115,8 @@ TEST_CASE(".all answers with owner and check from .status.json") {
   const auto status = index_status(R"({"services": {"web": [
       {"endpoint": "127.0.0.1:2", "owner": "n2", "check": "http:/h"},
       {"endpoint": "127.0.0.1:1", "owner": "n1", "check": "tcp"}]}})");
-  const auto insts = parse_all_answer("127.0.0.1:2\n127.0.0.1:1\nnot an endpoint\n127.0.0.1:3\n", status, "web");
+  const auto insts =
+      parse_all_answer("127.0.0.1:2\n127.0.0.1:1\nnot an endpoint\n127.0.0.1:3\n", status, "web");
   REQUIRE(insts.size() == 3);
   CHECK(insts[0].endpoint == "127.0.0.1:1");
   CHECK(insts[0].owner == "n1");
