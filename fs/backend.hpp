@@ -22,6 +22,7 @@ enum class FileKind {
   wait,     // /registry/.wait/<service>
   status,   // /registry/.status.json
   metrics,  // /registry/.metrics
+  events,   // one open of /registry/.events (never asked of the backend)
 };
 
 // A decided answer to a read.

@@ -41,6 +41,7 @@ fuse_ino_t directory_of(FileKind kind) {
 Filesystem::Filesystem(Backend& backend, MountOptions options)
     : backend_(backend), options_(options) {
   clock_gettime(CLOCK_REALTIME, &started_);
+  inodes_.on_erase([this](fuse_ino_t ino, const std::string& service) { erased(ino, service); });
 }
 
 struct stat Filesystem::attributes(const Inode& node) const {
@@ -63,6 +64,7 @@ struct stat Filesystem::attributes(const Inode& node) const {
       st.st_nlink = 2;
       return st;
     case InodeType::link:
+    case InodeType::events:
       // The target is decided per open; its length here is only a hint.
       st.st_mode = S_IFLNK | 0777;
       st.st_nlink = 1;
@@ -70,6 +72,17 @@ struct stat Filesystem::attributes(const Inode& node) const {
       return st;
     case InodeType::file:
       break;
+  }
+  if (node.kind == FileKind::events) {
+    // A stream: its size is what the reader has been given so far. Unlinked
+    // (nlink 0), so that the kernel forgets it once its reader closes it.
+    st.st_mode = S_IFREG | 0444;
+    st.st_nlink = 0;
+    const auto it = streams_.find(node.ino);
+    st.st_size = it == streams_.end() ? 0 : static_cast<off_t>(it->second.size);
+    st.st_mtim.tv_nsec = it == streams_.end() ? 0 : static_cast<long>(it->second.lines % 1000000000U);
+    st.st_ctim = st.st_mtim;
+    return st;
   }
   st.st_mode = node.kind == FileKind::one ? S_IFREG | 0644 | group_write : S_IFREG | 0444;
   st.st_nlink = node.snapshot ? 0 : 1;
@@ -88,8 +101,10 @@ void Filesystem::reply_entry(fuse_req_t req, Inode& node, double entry_timeout, 
   e.ino = node.ino;
   e.generation = 1;
   e.attr = attributes(node);
-  e.attr_timeout = kStableTimeout;
+  // A stream's attributes are asked again at every read(): that is where it waits.
+  e.attr_timeout = node.kind == FileKind::events ? 0.0 : kStableTimeout;
   e.entry_timeout = entry_timeout;
+  if (node.type == InodeType::file) node.answered_at = feed_now();
   // Only a dentry the kernel may keep needs dropping when its service
   // changes: one with no entry timeout (and a negative one, from an error
   // reply) is looked up again at every open. So names looked up but never
@@ -99,7 +114,7 @@ void Filesystem::reply_entry(fuse_req_t req, Inode& node, double entry_timeout, 
   }
   if (fuse_reply_entry(req, &e) != 0) return;
   ++node.nlookup;
-  if (parent == kAnswersIno) answer_names_.insert(node.ino);
+  if (parent == kAnswersIno && node.kind != FileKind::events) answer_names_.insert(node.ino);
 }
 
 void Filesystem::lookup_service(fuse_req_t req, FileKind kind, const std::string& service) {
@@ -122,11 +137,20 @@ void Filesystem::lookup_answer(fuse_req_t req, const char* name) {
                    ? inodes_.find(static_cast<fuse_ino_t>(ino))
                    : nullptr;
   if (node == nullptr || node->type != InodeType::file ||
-      (node->kind != FileKind::one && node->kind != FileKind::wait) ||
+      (node->kind != FileKind::one && node->kind != FileKind::wait &&
+       node->kind != FileKind::events) ||
       node->held_until == Clock::time_point{}) {
     return (void)fuse_reply_err(req, ENOENT);
   }
-  reply_entry(req, *node, kStableTimeout, kAnswersIno);
+  if (node->kind != FileKind::events) return reply_entry(req, *node, kStableTimeout, kAnswersIno);
+  // A stream's name is dropped from the kernel's cache at once (its open
+  // file keeps it), so that when the reader closes it the kernel forgets
+  // the inode and the stream ends: the only close the daemon hears of.
+  reply_entry(req, *node, 0.0, kAnswersIno);
+  if (notifier_ != nullptr) {
+    notifier_->inval_entry(kAnswersIno, name);
+    ++invalidations_;
+  }
 }
 
 void Filesystem::decide(fuse_req_t req, FileKind kind, const std::string& service, Via via) {
@@ -227,6 +251,7 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
     });
   }
   inodes_.hold(*node, Clock::now());
+  node->answered_at = feed_now();
   const std::string target = link_target(kind, node->ino);
   parked.each([&](fuse_req_t req) {
     remember(req);
@@ -237,6 +262,7 @@ void Filesystem::deliver(const Pending& key, const Result<Answer>& answer, Repli
 void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
   const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (node->type == InodeType::events) return readlink_events(req);
   if (node->type != InodeType::link) return (void)fuse_reply_err(req, EINVAL);
   if (node->kind == FileKind::wait && !park_interruptible(req)) return;
   decide(req, node->kind, node->service, Via::readlink);
@@ -244,6 +270,11 @@ void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void Filesystem::forget(fuse_ino_t ino, std::uint64_t nlookup) {
   const auto now = Clock::now();
+  // A stream's hold only bridges its readlink and the lookup that follows:
+  // once the kernel forgets it, its reader has closed it.
+  if (Inode* node = inodes_.find(ino); node != nullptr && node->kind == FileKind::events) {
+    node->held_until = {};
+  }
   std::pair<fuse_ino_t, std::string> name;
   if (const Inode* node = inodes_.find(ino); node != nullptr && !node->service.empty()) {
     name = {directory_of(node->kind), node->service};
@@ -310,10 +341,30 @@ std::string Filesystem::metrics_text() const {
               "Opens of a service by a process that was handed an endpoint of it before.", rereads_);
   out.gauge("regfs_reread_memory", "Endpoints remembered as handed to a process, to tell re-reads.",
             readers_.remembered());
+  std::size_t watches = 0;
+  std::size_t waiting = 0;
+  for (const auto& [ino, per_file] : watches_) {
+    watches += per_file.size();
+    for (const auto& [kh, watch] : per_file) waiting += watch.ph != nullptr ? 1 : 0;
+  }
+  std::size_t stream_waiting = 0;
+  for (const auto& [ino, s] : streams_) stream_waiting += s.parked.size() + (s.ph != nullptr ? 1 : 0);
+  out.gauge("regfs_poll_watches", "Open answer files that poll() has seen.", watches);
+  out.gauge("regfs_poll_waiting", "poll() handles waiting for a change of their service.", waiting);
+  out.counter("regfs_poll_wakeups_total", "poll() handles notified of a change.", poll_wakeups_);
+  out.gauge("regfs_event_streams", "Opens of /registry/.events.", streams_.size());
+  out.gauge("regfs_event_readers_waiting", ".events reads and polls waiting for the next change.",
+            stream_waiting);
+  out.counter("regfs_event_lines_total", "Change lines handed to .events readers.", event_lines_);
+  out.counter("regfs_events_missed_total", "Changes .events readers lost by falling behind.",
+              events_missed_);
   return out.take();
 }
 
 void Filesystem::fail_pending() {
+  for (auto& [ino, s] : streams_) {
+    for (fuse_req_t req : std::exchange(s.parked, {})) fuse_reply_err(req, EIO);
+  }
   auto parked = std::move(lookups_);
   lookups_.clear();
   for (auto& [key, decision] : parked) {
@@ -378,6 +429,12 @@ bool Filesystem::park_interruptible(fuse_req_t req) {
 }
 
 void Filesystem::interrupted(fuse_req_t req) {
+  for (auto& [ino, s] : streams_) {
+    if (std::erase(s.parked, req) == 0) continue;
+    ++interrupted_;
+    fuse_reply_err(req, EINTR);
+    return;
+  }
   for (auto it = lookups_.begin(); it != lookups_.end(); ++it) {
     auto& reqs = it->second.reqs;
     if (std::erase(reqs, req) == 0) continue;
@@ -396,7 +453,9 @@ void Filesystem::interrupted(fuse_req_t req) {
 std::size_t Filesystem::parked() const {
   std::size_t n = 0;
   for (const auto& [key, decision] : lookups_) n += decision.reqs.size();
-  return starting_ && n > 0 ? n - 1 : n;
+  if (starting_ && n > 0) --n;
+  for (const auto& [ino, s] : streams_) n += s.parked.size();
+  return n;
 }
 
 Filesystem::Replies::~Replies() {

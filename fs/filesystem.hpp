@@ -13,6 +13,23 @@
 // a healthy instance). Every change to a service drops exactly its entries in
 // / and .all/ from the kernel's cache, and the .answers/ names of its answers.
 //
+// Being told of changes (docs/INTERFACES.md, "Following changes"): poll() on
+// an answer inode (/registry/<svc>, .all/<svc>, .answers/<ino>) reports
+// POLLPRI|POLLERR once its service changed after that answer was handed out;
+// the kernel names the open file by the handle inside each fuse_pollhandle,
+// so the state is per open file (one small entry, no timer); a waiting handle
+// is notified from the change feed after the service's invalidations are
+// sent. The kernel never tells of a close (open is declined), so an entry
+// lives until its inode is forgotten, at most kWatchesPerInode per inode.
+//
+// /registry/.events is a link; each readlink (each open) makes a stream
+// inode with its own feed subscription. The kernel reads it through its page
+// cache: every read() first asks for the attributes (no attribute caching,
+// auto_inval_data), and that getattr is where the reader waits: it is parked
+// until the next change, then answered with the size grown by one line, which
+// the kernel then reads. A stream keeps the bytes from the page holding the
+// reader's position on (one page and a line at most).
+//
 // Every method runs on the event-loop thread. Each request gets exactly one
 // reply, now or from a Backend callback later.
 #pragma once
@@ -27,6 +44,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "core/change_feed.hpp"
 #include "core/instance.hpp"
 #include "inode_table.hpp"
 #include "notifier.hpp"
@@ -50,6 +68,10 @@ class Filesystem final : public ChangeSink {
   // ChangeSink: drop the kernel's entries for `service`.
   void service_changed(const std::string& service) override;
 
+  // Follows `feed` for poll() and .events. `feed` must outlive the
+  // filesystem; call once, before the mount serves requests.
+  void follow(ChangeFeed& feed);
+
   // The adapter's counters, as Prometheus text.
   std::string metrics_text() const;
 
@@ -70,7 +92,11 @@ class Filesystem final : public ChangeSink {
   // The operations, one per FUSE request type (ops_*.cpp).
   void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   void forget(fuse_ino_t ino, std::uint64_t nlookup);
-  void getattr(fuse_req_t req, fuse_ino_t ino);
+  // `of_open_file`: the kernel asks for an open file (FUSE_GETATTR_FH: a
+  // read() or lseek(), not stat()).
+  void getattr(fuse_req_t req, fuse_ino_t ino, bool of_open_file);
+  // Takes ownership of `ph` (may be null).
+  void poll(fuse_req_t req, fuse_ino_t ino, fuse_pollhandle* ph);
   void setattr(fuse_req_t req, fuse_ino_t ino, int to_set);
   void readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off);
   void readlink(fuse_req_t req, fuse_ino_t ino);
@@ -80,6 +106,13 @@ class Filesystem final : public ChangeSink {
   void create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi);
   void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
   void interrupted(fuse_req_t req);
+
+  // At most this many .events streams at once (a readlink beyond: ENFILE),
+  // and poll() entries per answer inode (the oldest open file's dropped first).
+  static constexpr std::size_t kMaxStreams = 4096;
+  static constexpr std::size_t kWatchesPerInode = 1024;
+  // How many events a .events reader may fall behind before it loses some.
+  static constexpr std::size_t kStreamBacklog = 256;
 
  private:
   // How long the kernel may keep what never changes: directories, file
@@ -156,6 +189,32 @@ class Filesystem final : public ChangeSink {
   void expect_relookup(fuse_req_t req, FileKind kind, const std::string& service, const Inode& node,
                        double entry_timeout);
 
+  // poll() and .events (ops_watch.cpp).
+  struct Watch {                      // one open file that poll()ed an answer
+    bool changed = false;             // its service changed since it was handed out
+    fuse_pollhandle* ph = nullptr;    // owned; the kernel waits for a notification
+  };
+  struct Stream {                     // one open of /registry/.events
+    ChangeFeed::Subscription sub;
+    std::string bytes;                // the stream's bytes [base, size)
+    std::uint64_t base = 0;
+    std::uint64_t size = 0;           // what the kernel was told
+    std::vector<fuse_req_t> parked;   // read()s' getattrs waiting for a line
+    fuse_pollhandle* ph = nullptr;    // owned
+    std::uint64_t lines = 0;
+  };
+  void changes_arrived();
+  void stream_arrived(fuse_ino_t ino);
+  // Appends the next line(s) to `s`; false when there is nothing to add.
+  bool extend(Stream& s);
+  void readlink_events(fuse_req_t req);
+  void getattr_stream(fuse_req_t req, const Inode& node, Stream& s, bool of_open_file);
+  void read_stream(fuse_req_t req, const Stream& s, std::size_t size, off_t off);
+  // The inode table forgot `ino`: drops what watched it.
+  void erased(fuse_ino_t ino, const std::string& service);
+  void drop_stream(fuse_ino_t ino);
+  std::uint64_t feed_now() const { return feed_ == nullptr ? 0 : feed_->published(); }
+
   Backend& backend_;
   MountOptions options_;
   Notifier* notifier_ = nullptr;
@@ -200,6 +259,15 @@ class Filesystem final : public ChangeSink {
   static constexpr std::size_t kMaxRelookups = 4096;
   std::map<std::pair<fuse_ino_t, std::string>, fuse_ino_t> entries_;  // (directory, service) -> ino
   std::map<std::tuple<pid_t, FileKind, std::string>, Relookup> relookups_;  // by (thread, kind, service)
+  ChangeFeed* feed_ = nullptr;
+  ChangeFeed::Subscription changes_;  // for poll()
+  // The feed's count at each service's latest change, for services with inodes.
+  std::map<std::string, std::uint64_t, std::less<>> changed_at_;
+  std::map<fuse_ino_t, std::map<std::uint64_t, Watch>> watches_;  // by inode, by kernel file handle
+  std::map<fuse_ino_t, Stream> streams_;
+  std::uint64_t poll_wakeups_ = 0;    // poll handles notified
+  std::uint64_t event_lines_ = 0;     // lines handed to .events readers
+  std::uint64_t events_missed_ = 0;   // events .events readers lost by falling behind
   struct timespec started_{};
 };
 

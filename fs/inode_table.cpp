@@ -7,6 +7,8 @@ InodeTable::InodeTable() {
   add_dir(kAllIno, InodeType::dir_all);
   add_dir(kWaitIno, InodeType::dir_wait);
   add_dir(kAnswersIno, InodeType::dir_answers);
+  add_dir(kEventsIno, InodeType::events);
+  find(kEventsIno)->kind = FileKind::events;
 }
 
 void InodeTable::add_dir(fuse_ino_t ino, InodeType type) {
@@ -54,6 +56,13 @@ Inode& InodeTable::link(FileKind kind, const std::string& service) {
   Inode& ref = add(std::move(node));
   links_.emplace(std::move(key), ref.ino);
   return ref;
+}
+
+Inode& InodeTable::stream() {
+  auto node = std::make_unique<Inode>();
+  node->kind = FileKind::events;
+  node->snapshot = true;
+  return add(std::move(node));
 }
 
 void InodeTable::retire(Inode& node) {
@@ -125,7 +134,9 @@ void InodeTable::erase(fuse_ino_t ino) {
       break;
     }
   }
+  const std::string service = std::move(node.service);
   nodes_.erase(it);
+  if (on_erase_) on_erase_(ino, service);
 }
 
 }  // namespace regfs::fs

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,12 +36,15 @@
 
 namespace regfs::fs {
 
-enum class InodeType { root, dir_all, dir_wait, dir_answers, link, file };
+// `events` is /registry/.events: a link whose every readlink makes a new
+// stream inode (a file of kind events) for that one open.
+enum class InodeType { root, dir_all, dir_wait, dir_answers, link, file, events };
 
 inline constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
 inline constexpr fuse_ino_t kAllIno = 2;
 inline constexpr fuse_ino_t kWaitIno = 3;
 inline constexpr fuse_ino_t kAnswersIno = 4;
+inline constexpr fuse_ino_t kEventsIno = 5;
 inline constexpr std::string_view kAnswersDir = ".answers";  // name of kAnswersIno in /
 
 using Clock = std::chrono::steady_clock;
@@ -59,6 +63,9 @@ struct Inode {
   // whatever the kernel forgets, since the kernel looks it up only after the reply.
   Clock::time_point held_until{};
   bool hold_queued = false;  // in the table's queue of holds to end
+  // The change feed's count of events when a lookup or readlink last handed
+  // this answer out: a poll() on it reports a change of its service after that.
+  std::uint64_t answered_at = 0;
 };
 
 class InodeTable {
@@ -74,6 +81,8 @@ class InodeTable {
   // The symbolic link that `service` reads through while it has several
   // instances: kind one in /, kind wait in .wait/.
   Inode& link(FileKind kind, const std::string& service);
+  // A new inode for one open of /registry/.events (a file of kind events).
+  Inode& stream();
   // A write went through `node`: the kernel's pages of it hold the writer's
   // bytes, so no later answer may lead to it. It lives on while referenced.
   void retire(Inode& node);
@@ -94,6 +103,11 @@ class InodeTable {
 
   std::size_t size() const { return nodes_.size(); }
 
+  // Called with each inode's number and service once it is forgotten, from
+  // whichever call forgot it (the adapter drops what watched it there). It
+  // must not call back into the table's forget, sweep or collect.
+  void on_erase(std::function<void(fuse_ino_t, const std::string&)> fn) { on_erase_ = std::move(fn); }
+
  private:
   using Key = std::tuple<FileKind, std::string, std::string, int>;
 
@@ -109,6 +123,7 @@ class InodeTable {
   // Held inodes by when their hold ends (at most one entry each: hold_queued).
   std::multimap<Clock::time_point, fuse_ino_t> holds_;
   fuse_ino_t next_ino_ = 16;
+  std::function<void(fuse_ino_t, const std::string&)> on_erase_;
 };
 
 }  // namespace regfs::fs

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <spdlog/spdlog.h>
+#include <utility>
 
 #include "filesystem.hpp"
 
@@ -66,8 +67,14 @@ void op_forget_multi(fuse_req_t req, std::size_t count, fuse_forget_data* forget
   fuse_reply_none(req);
 }
 
-void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  guarded(req, [&](Filesystem& fs) { fs.getattr(req, ino); });
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  guarded(req, [&](Filesystem& fs) { fs.getattr(req, ino, fi != nullptr); });
+}
+
+// The handle is the filesystem's from here on, whatever happens.
+void op_poll(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/, fuse_pollhandle* ph) {
+  guarded(req, [&](Filesystem& fs) { fs.poll(req, ino, std::exchange(ph, nullptr)); });
+  if (ph != nullptr) fuse_pollhandle_destroy(ph);
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* /*attr*/, int to_set,
@@ -148,6 +155,7 @@ fuse_lowlevel_ops make_operations() {
   ops.readdir = op_readdir;
   ops.create = op_create;
   ops.unlink = op_unlink;
+  ops.poll = op_poll;
   ops.mknod = op_mknod;
   ops.mkdir = op_mkdir;
   ops.rmdir = op_rmdir;

@@ -6,9 +6,14 @@
 
 namespace regfs::fs {
 
-void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
+void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino, bool of_open_file) {
   const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
+  if (node->type == InodeType::file && node->kind == FileKind::events) {
+    const auto it = streams_.find(ino);
+    if (it == streams_.end()) return (void)fuse_reply_err(req, ENOENT);
+    return getattr_stream(req, *node, it->second, of_open_file);
+  }
   const struct stat st = attributes(*node);
   fuse_reply_attr(req, &st, kStableTimeout);
 }

@@ -15,6 +15,11 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t of
     return (void)fuse_reply_err(req, node->type == InodeType::link ? EINVAL : EISDIR);
   }
   if (node->error != 0) return (void)fuse_reply_err(req, node->error);
+  if (node->kind == FileKind::events) {
+    const auto it = streams_.find(ino);
+    if (it == streams_.end()) return (void)fuse_reply_err(req, EIO);
+    return read_stream(req, it->second, size, off);
+  }
   const auto total = node->content.size();
   const auto start = std::min<std::size_t>(static_cast<std::size_t>(off), total);
   fuse_reply_buf(req, node->content.data() + start, std::min(size, total - start));
@@ -48,7 +53,8 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t off) {
   const Inode* node = inodes_.find(ino);
   if (node == nullptr) return (void)fuse_reply_err(req, ENOENT);
-  if (node->type == InodeType::file || node->type == InodeType::link) {
+  if (node->type == InodeType::file || node->type == InodeType::link ||
+      node->type == InodeType::events) {
     return (void)fuse_reply_err(req, ENOTDIR);
   }
 
@@ -63,6 +69,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, std::size_t size, off_t
     entries.push_back({".wait", kWaitIno, S_IFDIR});
     entries.push_back({".status.json", 0, S_IFREG});
     entries.push_back({".metrics", 0, S_IFREG});
+    entries.push_back({".events", kEventsIno, S_IFLNK});
   }
   // .wait/ and .answers/ list nothing: a name there is decided by its lookup.
   // A service's type is decided at lookup too (a file, or a link while it rotates).

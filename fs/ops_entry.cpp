@@ -24,6 +24,7 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (n == kAnswersDir) return reply_entry(req, *inodes_.find(kAnswersIno), kDirTimeout, kRootIno);
     if (n == ".status.json") return decide(req, FileKind::status, {}, Via::lookup);
     if (n == ".metrics") return decide(req, FileKind::metrics, {}, Via::lookup);
+    if (n == ".events") return reply_entry(req, *inodes_.find(kEventsIno), kDirTimeout, kRootIno);
     if (!valid_service_name(n)) return (void)fuse_reply_err(req, ENOENT);
     return lookup_service(req, FileKind::one, n);
   }

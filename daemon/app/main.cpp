@@ -200,6 +200,7 @@ int run(const regfs::Options& opt) {
   mount_options.limits = config.limits;
   fs::Filesystem filesystem(registrar, mount_options);
   registrar.add_sink(&filesystem);
+  filesystem.follow(registrar.feed());  // poll() and /registry/.events
   registrar.add_metrics([&filesystem] { return filesystem.metrics_text(); });
 
   // The store (docs/DESIGN.md, Stores), chosen once: etcd, or the gossip

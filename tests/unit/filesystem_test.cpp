@@ -70,6 +70,9 @@ const fuse_ctx* fuse_req_ctx(fuse_req_t) { return &g_ctx; }
 int fuse_req_getgroups(fuse_req_t, int, gid_t[]) { return 0; }
 void fuse_req_interrupt_func(fuse_req_t, fuse_interrupt_func_t, void*) {}
 int fuse_req_interrupted(fuse_req_t) { return 0; }
+int fuse_reply_poll(fuse_req_t req, unsigned) { return record(req, 0); }
+int fuse_lowlevel_notify_poll(fuse_pollhandle*) { return 0; }
+void fuse_pollhandle_destroy(fuse_pollhandle*) {}
 int fuse_lowlevel_notify_inval_entry(fuse_session*, fuse_ino_t, const char*, size_t) {
   std::unique_lock lock(g_mu);
   // Bounded, so that a wrong order fails the test instead of hanging it.
