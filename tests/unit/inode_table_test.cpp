@@ -103,5 +103,25 @@ TEST_CASE("an answer the kernel forgot while it was held is collected once the h
   t.collect(t0 + InodeTable::kHold + std::chrono::seconds(1));
   CHECK(t.find(b_ino) == nullptr);
   t.collect(t0 + std::chrono::hours(1));  // the queue is empty: nothing to do
-  CHECK(t.size() == 4);  // the directories
+  CHECK(t.size() == 5);  // the directories and the .events link
+}
+
+TEST_CASE("every inode forgotten is reported once, with its service; fixed inodes never are") {
+  InodeTable t;
+  std::vector<std::pair<fuse_ino_t, std::string>> erased;
+  t.on_erase([&](fuse_ino_t ino, const std::string& service) { erased.emplace_back(ino, service); });
+  const auto t0 = Clock::now();
+  Inode& a = t.file(FileKind::one, "web", "10.0.0.1:80\n", 0);
+  const fuse_ino_t a_ino = a.ino;
+  a.nlookup = 1;
+  Inode& s = t.stream();
+  const fuse_ino_t s_ino = s.ino;
+  CHECK(s.kind == FileKind::events);
+  t.hold(s, t0);
+  t.forget(a_ino, 1, t0);
+  t.forget(kEventsIno, 1, t0);
+  t.collect(t0 + InodeTable::kHold);
+  CHECK(erased == std::vector<std::pair<fuse_ino_t, std::string>>{{a_ino, "web"}, {s_ino, ""}});
+  REQUIRE(t.find(kEventsIno) != nullptr);
+  CHECK(t.find(kEventsIno)->type == InodeType::events);
 }
