@@ -83,8 +83,6 @@ def reloaded(master, before):
 def test_nginx_follows_instances_that_come_and_go(make_daemon, servers):
     assert os.path.exists(NGINX), "nginx is not installed (packaging/install-deps.sh installs nginx-light)"
     d = make_daemon("--fresh", "200ms", "--read-timeout", "500ms", "--check-interval", "200ms")
-    if not os.path.lexists(d.path(".events")):
-        pytest.skip("this regfsd has no poll()/.events")
     nobody = pwd.getpwnam("nobody")
     prefix = tempfile.mkdtemp(prefix="regfs-nginx-")
     port = free_port()

@@ -12,13 +12,6 @@ import pytest
 from conftest import REGFS, read, wait_until, write
 
 
-def needs_poll(d):
-    """These tests wait on the mount's poll() and .events, which come with the
-    daemon's change notification; a daemon without them cannot run them."""
-    if not os.path.lexists(d.path(".events")):
-        pytest.skip("this regfsd has no poll()/.events")
-
-
 def regfs(d, *args, **kw):
     return subprocess.Popen([REGFS, "--mount", d.mount, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kw)
@@ -132,7 +125,6 @@ def test_template_bad_template_is_refused_and_writes_nothing(daemon):
 
 
 def test_watch_prints_the_answer_at_start_and_after_each_change(daemon, servers):
-    needs_poll(daemon)
     a, b = servers(), servers()
     write(daemon.path("web"), f"{a.endpoint}\n")
     w = regfs(daemon, "watch", "web", "--all")
@@ -154,7 +146,6 @@ def test_watch_prints_the_answer_at_start_and_after_each_change(daemon, servers)
 
 
 def test_watch_of_a_service_not_yet_registered_waits_for_it(daemon, servers):
-    needs_poll(daemon)
     a = servers()
     w = regfs(daemon, "watch", "later")
     try:
@@ -166,7 +157,6 @@ def test_watch_of_a_service_not_yet_registered_waits_for_it(daemon, servers):
 
 
 def test_watch_wakes_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
-    needs_poll(daemon)
     dead, a = servers(), servers()
     write(daemon.path("web"), f"{dead.endpoint}\n")
     dead.close()
@@ -181,7 +171,6 @@ def test_watch_wakes_when_a_service_with_nothing_healthy_gets_an_instance(daemon
 
 
 def test_template_renders_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
-    needs_poll(daemon)
     dead, a = servers(), servers()
     write(daemon.path("web"), f"{dead.endpoint}\n")
     dead.close()
@@ -196,7 +185,6 @@ def test_template_renders_when_a_service_with_nothing_healthy_gets_an_instance(d
 
 
 def test_watch_runs_the_command_with_the_endpoints_in_its_environment(daemon, servers):
-    needs_poll(daemon)
     a, b = servers(), servers()
     write(daemon.path("web"), f"{a.endpoint}\n")
     log = os.path.join(daemon.base, "env.log")
@@ -220,7 +208,6 @@ def test_watch_runs_the_command_with_the_endpoints_in_its_environment(daemon, se
 
 def test_watch_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):
     d = make_daemon()
-    needs_poll(d)
     a = servers()
     write(d.path("web"), f"{a.endpoint}\n")
     w = regfs(d, "watch", "web")
@@ -231,7 +218,6 @@ def test_watch_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):
 
 
 def test_template_required_missing_is_rendered_once_it_is_there(daemon, servers):
-    needs_poll(daemon)
     src, out, _ = files(daemon, "{{#service:db!}}db {{endpoint}}\n{{/service:db!}}")
     t = regfs(daemon, "template", f"{src}:{out}")
     try:
@@ -245,7 +231,6 @@ def test_template_required_missing_is_rendered_once_it_is_there(daemon, servers)
 
 
 def test_template_follows_changes_and_runs_the_command_only_when_the_text_changed(daemon, servers):
-    needs_poll(daemon)
     a, b = servers(), servers()
     write(daemon.path("web"), f"{a.endpoint}\n")
     # Two templates: `same` does not change when a second instance comes; `all` does.
@@ -268,7 +253,6 @@ def test_template_follows_changes_and_runs_the_command_only_when_the_text_change
 
 
 def test_template_a_burst_of_changes_makes_one_render(daemon, servers):
-    needs_poll(daemon)
     srv = [servers() for _ in range(6)]
     write(daemon.path("web"), f"{srv[0].endpoint}\n")
     src, out, log = files(daemon)
@@ -288,7 +272,6 @@ def test_template_a_burst_of_changes_makes_one_render(daemon, servers):
 
 def test_template_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):
     d = make_daemon()
-    needs_poll(d)
     src, out, _ = files(d)
     t = regfs(d, "template", f"{src}:{out}")
     assert wait_until(lambda: os.path.exists(out), 10)
