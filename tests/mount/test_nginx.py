@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -15,18 +14,10 @@ import time
 
 import pytest
 
-from conftest import REGFS, read, wait_until, write
+from conftest import REGFS, closed_port, read, wait_until, write
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "nginx")
 NGINX = "/usr/sbin/nginx"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def call(port):
@@ -85,7 +76,7 @@ def test_nginx_follows_instances_that_come_and_go(make_daemon, servers):
     d = make_daemon("--fresh", "200ms", "--read-timeout", "500ms", "--check-interval", "200ms")
     nobody = pwd.getpwnam("nobody")
     prefix = tempfile.mkdtemp(prefix="regfs-nginx-")
-    port = free_port()
+    port = closed_port()
     with open(os.path.join(EXAMPLE, "nginx.conf")) as f:
         conf = f.read()
     assert "listen 127.0.0.1:8080;" in conf

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import read, wait_until, write
+from conftest import closed_port, read, wait_until, write
 
 
 def metric(d, name):
@@ -176,7 +176,7 @@ def test_a_stalled_tcp_exchange_on_the_gossip_port_is_closed_and_holds_nobody(ma
 
 def test_a_wait_reader_killed_mid_request_frees_its_wait_and_others_go_on(make_daemon, servers):
     d = make_daemon("--wait-timeout", "30s")
-    write(d.path("down"), f"127.0.0.1:{_closed_port()} check=tcp")
+    write(d.path("down"), f"127.0.0.1:{closed_port()} check=tcp")
     reader = subprocess.Popen([sys.executable, "-c",
                                "import sys; open(sys.argv[1]).read()", d.path(".wait", "down")])
     try:
@@ -193,11 +193,3 @@ def test_a_wait_reader_killed_mid_request_frees_its_wait_and_others_go_on(make_d
     finally:
         reader.kill()
         reader.wait()
-
-
-def _closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
