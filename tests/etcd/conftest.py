@@ -198,6 +198,8 @@ class Proxy:
     the middle of its message, then both sides are closed.
     silence_watches(): the watch streams open now stay open but deliver
     nothing more (later connections are served as usual).
+    watches: one state per watch request; "answered" once etcd's reply to it
+    has been forwarded.
     """
 
     def __init__(self, target):
@@ -260,6 +262,8 @@ class Proxy:
                     self.cuts += 1
                     break
                 dst.sendall(data)
+                if downstream and state["watch"]:
+                    state["answered"] = True
         except OSError:
             pass
         for s in (src, dst):
