@@ -3,9 +3,10 @@
 
     tests/net/soak.py [--minutes 10] [--readers 64] [--writers 8] [--loss 10]
                       [--churn 60] [--seed N] [--out FILE] [--lose-state]
+    tests/net/soak.py --scan-log FILE...
 
-As root, with REGFS_BUILD naming the build (a sanitizer build works: its
-reports end the daemon and fail the run). Its own bridge (br-regfs-soak,
+As root, with REGFS_BUILD naming the build (a sanitizer build works: ASan,
+UBSan and TSan reports fail the run, see below). Its own bridge (br-regfs-soak,
 10.78.0.0/24, an address in the root namespace, no default route in the
 namespaces) and namespaces (rs1..rs5), so it runs beside the test suites;
 --lane 1 uses br-regfs-soak1, 10.80.0.0/24 and rt1..rt5, beside another soak.
@@ -29,8 +30,19 @@ namespaces) and namespaces (rs1..rs5), so it runs beside the test suites;
 
 At the end the loss is healed and every node must list exactly the expected
 endpoints of every service whose state is known. --lose-state wipes a killed
-node's state directory before its restart, which those checks must catch. Prints a JSON summary (also
-to --out) and exits 1 if anything failed, printing the seed.
+node's state directory before its restart, which those checks must catch.
+
+Then every daemon is stopped with SIGTERM, so that a sanitizer build runs its
+leak check at exit, and must exit 0. Each node's log holds every incarnation
+of its daemon (a restarted one appends to it); every log is scanned for the
+lines that begin sanitizer reports (SANITIZER_MARKS), whenever they were
+printed, and each one is an error; the summary counts them. If there were any,
+the logs are kept and their directory printed. ASAN_OPTIONS and UBSAN_OPTIONS
+default to what tests/run sets. --scan-log runs only that scan over the given
+files (its own test: tests/net/test_soak_scan.py).
+
+Prints a JSON summary (also to --out) and exits 1 if anything failed, printing
+the seed.
 """
 import argparse
 import errno
@@ -60,6 +72,11 @@ CHECKED = [f"checked-{i}" for i in range(8)]
 PLAIN = [f"plain-{i}" for i in range(8)]
 ALWAYS = {errno.ENOENT, errno.EHOSTDOWN}
 RESTARTING = ALWAYS | {errno.ENOTCONN, errno.ECONNABORTED}
+# The first line of every ASan, LeakSanitizer, UBSan and TSan report.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 
 
 def steady(name):
@@ -71,6 +88,27 @@ def teardown():
     for i in range(1, NODES + 1):
         subprocess.run(["ip", "netns", "del", f"{PREFIX}{i}"], stderr=subprocess.DEVNULL)
     subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
+
+
+def sanitizer_reports(paths):
+    """The lines of the given logs that begin a sanitizer report, as (path, line)."""
+    found = []
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                found += [(path, line.rstrip()) for line in f
+                          if any(mark in line for mark in SANITIZER_MARKS)]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def scan_logs(paths):
+    """--scan-log: the scan alone, its count as JSON; exits 1 if it found a report."""
+    found = sanitizer_reports(paths)
+    print(json.dumps({"logs_scanned": len(paths), "sanitizer_reports": len(found),
+                      "reports": [f"{p}: {line}" for p, line in found]}, indent=1))
+    sys.exit(1 if found else 0)
 
 
 def proc_sample(pid):
@@ -135,6 +173,10 @@ class Soak:
         self.owner = {}     # service -> Host its writer writes on
         self.samples = {}   # node -> [(t, rss_kb, fds, mount inodes)]
         self.kills = 0
+        self.incarnations = 0
+        self.exit_codes = {}  # node -> exit status on the final SIGTERM
+        self.reports = []     # (log, line) of every sanitizer report
+        self.kept = None      # the directory left behind with the logs, if any
 
     # --- set-up -----------------------------------------------------------
     def start(self):
@@ -164,6 +206,7 @@ class Soak:
             h.lossy(self.args.loss)
 
     def start_host(self, h):
+        self.incarnations += 1
         h.start(self.key, [f"{self.hosts[0].ip}:{PORT}"])
 
     # --- load -------------------------------------------------------------
@@ -324,21 +367,35 @@ class Soak:
                                    f"fds {fd0}->{fd1}")
         return verdict
 
-    def sanitizer_reports(self):
-        for h in self.hosts:
-            with open(os.path.join(h.dir, "regfsd.log"), errors="replace") as f:
-                log = f.read()
-            for mark in ("ERROR: AddressSanitizer", "WARNING: ThreadSanitizer",
-                         "runtime error:", "ERROR: LeakSanitizer"):
-                if mark in log:
-                    self.errors.append(f"{h.name}: {mark} in its log")
-
     def cleanup(self):
-        self.listener.stop = True
+        """Stops every daemon with SIGTERM (a sanitizer build checks for leaks as
+        it exits), then scans every node's log, all incarnations of it."""
+        if hasattr(self, "listener"):
+            self.listener.stop = True
         for h in self.hosts:
-            h.stop(signal.SIGTERM)
+            if h.proc is None:
+                continue
+            if h.proc.poll() is None:
+                h.proc.send_signal(signal.SIGTERM)
+            try:
+                code = h.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                h.proc.kill()
+                code = f"still running 60 s after SIGTERM: killed ({h.proc.wait()})"
+            self.exit_codes[h.name] = code
+            if code != 0:
+                self.errors.append(f"{h.name} exited with {code} on SIGTERM")
+            h.proc = None
+            h.stop()  # unmounts
+        self.reports = sanitizer_reports(
+            [os.path.join(h.dir, "regfsd.log") for h in self.hosts])
+        for path, line in self.reports:
+            self.errors.append(f"{os.path.basename(os.path.dirname(path))}: {line}")
         teardown()
-        shutil.rmtree(self.base, ignore_errors=True)
+        if self.reports:
+            self.kept = self.base  # the logs, for the reports' stacks
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def main():
@@ -355,7 +412,13 @@ def main():
     ap.add_argument("--lose-state", action="store_true",
                     help="wipe a killed node's state directory before its restart, to see "
                          "the soak's checks catch what that loses")
+    ap.add_argument("--scan-log", nargs="+", metavar="FILE",
+                    help="only scan these daemon logs for sanitizer reports")
     args = ap.parse_args()
+    if args.scan_log:
+        scan_logs(args.scan_log)
+    for name, value in SANITIZER_ENV.items():
+        os.environ.setdefault(name, value)
     global BRIDGE, SUBNET, PREFIX
     BRIDGE, SUBNET, PREFIX = LANES[args.lane]
     soak = Soak(args)
@@ -365,7 +428,6 @@ def main():
         soak.run()
         known, unknown = soak.converged()
         steady = soak.judge_steady()
-        soak.sanitizer_reports()
     finally:
         soak.cleanup()
     summary = {
@@ -377,8 +439,13 @@ def main():
                                              for k, v in sorted(soak.read_errnos.items())},
         "writes": soak.writes, "services_checked_at_end": known,
         "services_unknown_at_end": unknown, "steady_nodes": steady,
+        "exit_codes_on_sigterm": soak.exit_codes,
+        "logs_scanned": len(soak.hosts), "incarnations_scanned": soak.incarnations,
+        "sanitizer_reports": len(soak.reports),
         "wall_s": round(time.monotonic() - started), "errors": soak.errors[:50],
     }
+    if soak.kept:
+        summary["logs_kept_in"] = soak.kept
     text = json.dumps(summary, indent=1)
     print(text)
     if args.out:
