@@ -136,6 +136,11 @@ void Core::handle(Time now, const PeerAddr& from, std::span<const std::uint8_t> 
       send_stream(from, std::move(out));
     }
   }
+  // Heard from its sender directly: after the membership messages, so that a
+  // frame that introduces its sender (or its new life) counts.
+  if (Member* sender = members_.find(f.sender.name); sender != nullptr && sender->id == f.sender) {
+    sender->heard = now;
+  }
   // This frame made us refute: its sender holds us suspect or dead, and may
   // be on the far side of a healed partition where our gossip does not go
   // yet. Tell it first.

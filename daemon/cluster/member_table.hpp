@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,10 @@ struct MemberInfo {
   MemberState state = MemberState::alive;
   Time since{};  // when this node saw the state begin
   std::uint64_t announced = 0;  // registry version the member announced with its incarnation
+  // When this node last received a frame from this life of the member itself
+  // (a probe, an ack, gossip, a sync), not news of it from others; none yet
+  // (and always none for this node's own record).
+  std::optional<Time> heard{};
 };
 
 class MemberTable {

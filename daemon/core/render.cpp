@@ -1,5 +1,6 @@
 #include "render.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "prometheus.hpp"
@@ -47,12 +48,18 @@ std::string render_status(const Registry& registry, const NodeView& node, Time n
   }
   auto& members = doc["members"] = nlohmann::ordered_json::array();
   for (const auto& m : node.members) {
-    members.push_back({{"name", m.name},
-                       {"address", m.address},
-                       {"state", m.state},
-                       {"incarnation", m.incarnation},
-                       {"generation", m.generation},
-                       {"self", m.self}});
+    nlohmann::ordered_json entry = {{"name", m.name},
+                                    {"address", m.address},
+                                    {"state", m.state},
+                                    {"incarnation", m.incarnation},
+                                    {"generation", m.generation},
+                                    {"self", m.self}};
+    if (m.heard) {
+      entry["last_heard_age_ms"] = std::max<std::int64_t>(0, to_ms(now - *m.heard));
+    } else {
+      entry["last_heard_age_ms"] = nullptr;
+    }
+    members.push_back(std::move(entry));
   }
   // Every name and address in here was validated where it came in; bytes
   // that are not UTF-8 (a check's detail, say) still never fail the read:

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct MemberView {
   std::uint64_t incarnation = 0;
   std::uint64_t generation = 0;
   bool self = false;
+  // When this node last received a frame from the member itself (on the
+  // clock render_status is given); none: never (this node, etcd members).
+  std::optional<Time> heard{};
 };
 
 // The store that replicates the registry, as this node sees it.

@@ -139,7 +139,7 @@ std::vector<MemberView> ClusterDriver::members() const {
   std::vector<MemberView> out;
   for (const auto& m : core_.members()) {
     out.push_back(MemberView{m.id.name, m.addr.value, cluster::to_string(m.state), m.incarnation,
-                             m.id.generation, m.id.name == core_.self().name});
+                             m.id.generation, m.id.name == core_.self().name, m.heard});
   }
   return out;
 }

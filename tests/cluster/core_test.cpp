@@ -2,6 +2,7 @@
 // registration and of a node, step by step.
 #include <catch2/catch.hpp>
 
+#include "mesh.hpp"
 #include "sim/scenario.hpp"
 #include "sim/sim.hpp"
 
@@ -43,6 +44,37 @@ TEST_CASE("nodes join through a seed and see each other alive", "[node]") {
     CHECK(sim.node(i).live_members() == 5);
     for (const auto& m : sim.node(i).members()) CHECK(m.state == MemberState::alive);
   }
+}
+
+TEST_CASE("a member's last heard moves with the frames it sends, not with news of it", "[node]") {
+  testing::Mesh net{Config{}};
+  const std::size_t a = net.add("a", 1);
+  const std::size_t b = net.add("b", 1, {a});
+  const std::size_t c = net.add("c", 1, {a});
+  net.run(seconds(1));
+  REQUIRE(net.sees_alive(a, net[b].self()));
+  REQUIRE(net.sees_alive(a, net[c].self()));
+  CHECK_FALSE(net.member(a, "a")->heard);  // never from itself
+  // Probes and acks: b is heard from every probe interval or so.
+  for (int i = 0; i < 10; ++i) {
+    net.run(Config{}.probe_interval);
+    REQUIRE(net.member(a, "b")->heard);
+    CHECK(net.now - *net.member(a, "b")->heard <= 2 * Config{}.probe_interval);
+  }
+  // b suspended: c's rumors of it (suspect, then dead) and an Alive of it
+  // from c reach a, but nothing from b itself.
+  net.freeze(b, true);
+  const Time last = *net.member(a, "b")->heard;
+  net.inject(a, net[c].self(), {Alive{net[b].self(), net[b].incarnation(), net.addr(b)}});
+  CHECK(*net.member(a, "c")->heard == net.now);
+  CHECK(*net.member(a, "b")->heard == last);
+  CHECK(net.until(seconds(10), [&] { return net.member(a, "b")->state == MemberState::dead; }) <
+        seconds(10));
+  CHECK(*net.member(a, "b")->heard == last);
+  CHECK(net.now - last > seconds(1));
+  // One frame from b, even to the node that holds it dead: heard now.
+  net.inject(a, net[b].self(), {Ping{7, net[a].self()}});
+  CHECK(*net.member(a, "b")->heard == net.now);
 }
 
 TEST_CASE("a registration reaches every member within milliseconds", "[node]") {

@@ -66,6 +66,12 @@ def test_page_shows_the_registry_and_follows_changes(make_daemon, servers, brows
     assert wait_until(lambda: len(services()) == 3, 10)
     assert services() == ["config-server", "gateway", "user-service"]
     assert wait_until(lambda: count("#ring [data-member]") == 3, 5)
+    # When this node last heard from each peer; never from itself.
+    heard = lambda: dict(zip(browser.execute_script(
+        "return [...document.querySelectorAll('#members tr[data-member]')].map(e => e.dataset.member)"),
+        texts("#members td.heard")))
+    assert wait_until(lambda: heard().get("n1") == "—" and
+                      all(heard().get(n, "—")[0].isdigit() for n in ("n2", "n3")), 5), heard()
     assert wait_until(lambda: texts("#conn") == ["live"], 5)
 
     # A registration on another node, after the page loaded.

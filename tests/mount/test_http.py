@@ -1,9 +1,11 @@
 """The HTTP face (--http): every endpoint, the token, and the limits: too many clients
 or streams refused, a stream that stops reading closed while others go on, malformed
-and oversized requests answered 400, and an idle client that holds up nobody.
+and oversized requests answered 400, and an idle client that holds up nobody. And when
+this node last heard from each member, as /v1/status (and .status.json) shows it.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -56,6 +58,14 @@ def metric(d, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def status(d):
+    return json.loads(read(d.path(".status.json")))
+
+
+def gossip_address(d):
+    return next(m["address"] for m in status(d)["members"] if m["self"])
 
 
 class Stream:
@@ -274,3 +284,40 @@ def test_a_stream_that_stops_reading_is_closed_and_others_go_on(make_daemon):
     assert not fast.closed
     slow.close()
     fast.close()
+
+
+def test_last_heard_of_a_member(make_daemon):
+    """/v1/status and .status.json: how long ago this node last heard from each member.
+    Small while it answers; growing once its daemon is stopped (SIGSTOP), through suspect
+    and dead; small again once it goes on."""
+    a = http_daemon(make_daemon)
+    b = make_daemon("--node-name", "n2", "--join", gossip_address(a))
+    n2 = lambda: next((m for m in status(a)["members"] if m["name"] == "n2"), {})
+    assert wait_until(lambda: n2().get("state") == "alive" and n2().get("last_heard_age_ms") is not None, 10)
+    assert next(m for m in status(a)["members"] if m["self"])["last_heard_age_ms"] is None
+    assert wait_until(lambda: n2()["last_heard_age_ms"] < 1000, 5), n2()
+    live = n2()["last_heard_age_ms"]
+    over_http = next(m for m in json.loads(get(a, "/v1/status")[2])["members"] if m["name"] == "n2")
+    assert over_http["last_heard_age_ms"] < 1000
+
+    samples = []
+
+    def grown(limit):
+        m = n2()
+        samples.append((round(time.monotonic() - stopped, 2), m["state"], m["last_heard_age_ms"]))
+        return m["last_heard_age_ms"] >= limit
+
+    b.proc.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        assert wait_until(lambda: grown(3000), 10), samples
+        # Beyond a few probe intervals (what may still have been on its way when it stopped
+        # is behind us), it only grows.
+        ages = [age for _, _, age in samples if age >= 500]
+        assert ages == sorted(ages), samples
+        assert any(state != "alive" for _, state, _ in samples), samples
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    assert wait_until(lambda: n2()["state"] == "alive" and n2()["last_heard_age_ms"] < 1000, 10), n2()
+    print(f"live: {live} ms; stopped: {samples[::max(1, len(samples) // 12)]}; "
+          f"after SIGCONT: {n2()['last_heard_age_ms']} ms")
