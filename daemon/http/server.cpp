@@ -73,6 +73,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::uint64_t bad_requests = 0;
   std::uint64_t unauthorized = 0;
   std::uint64_t streams_dropped = 0;
+  std::uint64_t timeouts = 0;  // a request begun and not whole, or an answer not taken, in time
   std::uint64_t events = 0;
   std::uint64_t missed = 0;
 };
@@ -178,6 +179,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void on_request(beast::error_code ec) {
+    // A request begun and not whole in time is counted; a connection that
+    // sent nothing of its next request (an idle keep-alive one) is closed
+    // the same way, uncounted.
+    if (ec == beast::error::timeout && parser_->got_some()) ++server_->timeouts;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
         ec == asio::error::eof || !stream_.socket().is_open()) {
@@ -233,6 +238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->content_length(size);
     stream_.expires_after(server_->limits.request_timeout);
     bhttp::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      if (ec == beast::error::timeout) ++self->server_->timeouts;
       if (ec) return self->close();
       if (!res->keep_alive()) return self->linger();
       self->read_request();
@@ -398,6 +404,10 @@ std::string Server::metrics_text() const {
   t.counter("regfs_http_streams_dropped_total",
             "/v1/events streams closed for falling a feed history behind or not taking a write.",
             s.streams_dropped);
+  t.counter("regfs_http_timeouts_total",
+            "HTTP connections closed for a request begun but not whole, or an answer not taken, "
+            "within 10 s.",
+            s.timeouts);
   t.counter("regfs_http_events_total", "Changes written to /v1/events streams (per stream).", s.events);
   return t.take();
 }

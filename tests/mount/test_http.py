@@ -1,10 +1,12 @@
 """The HTTP face (--http): every endpoint, the token, and the limits: too many clients
 or streams refused, a stream that stops reading closed while others go on, malformed
-and oversized requests answered 400, and an idle client that holds up nobody. And when
-this node last heard from each member, as /v1/status (and .status.json) shows it.
+and oversized requests answered 400, an idle client that holds up nobody, and a request
+not sent whole within the deadline closed at it. And when this node last heard from each
+member, as /v1/status (and .status.json) shows it.
 """
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -284,6 +286,58 @@ def test_a_stream_that_stops_reading_is_closed_and_others_go_on(make_daemon):
     assert not fast.closed
     slow.close()
     fast.close()
+
+
+def test_a_request_not_sent_whole_in_time_is_closed_while_others_are_served(make_daemon):
+    """The deadline for a request (10 s, not configurable): a client that sends half a
+    request, or trickles one, or nothing, or nothing more after an answer, is closed by the
+    daemon at it; everyone else is served meanwhile."""
+    d = http_daemon(make_daemon)
+    socks, since = {}, {}
+    for name, first in (("nothing", b""), ("half", b"GET /v1/sta"),
+                        ("trickle", b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ")):
+        socks[name] = socket.create_connection(("127.0.0.1", d.port))
+        since[name] = time.monotonic()
+        socks[name].sendall(first)
+    kept = socks["kept"] = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    kept.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b'{"ready":true}\n'):
+        answer += kept.recv(4096)
+    since["kept"] = time.monotonic()  # answered, and kept alive: the deadline starts again
+
+    closed, served = {}, 0
+    try:
+        while len(closed) < len(socks) and time.monotonic() - min(since.values()) < 20:
+            # Waits for a close (or 0.2 s, the trickle's pace).
+            readable, _, _ = select.select([s for n, s in socks.items() if n not in closed], [], [], 0.2)
+            for name, s in socks.items():
+                if s not in readable:
+                    continue
+                try:
+                    data = s.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", f"{name} was answered: {data!r}"
+                closed[name] = time.monotonic() - since[name]
+            if "trickle" not in closed:
+                try:
+                    socks["trickle"].sendall(b"a")
+                except OSError:
+                    pass
+            assert get(d, "/v1/health")[0] == 200
+            served += 1
+        assert closed.keys() == socks.keys(), f"never closed: {socks.keys() - closed.keys()}"
+        for name, after in closed.items():
+            assert 9.5 <= after <= 13, f"{name} closed after {after:.2f} s"
+        # Counted: the requests begun (half, trickle), not the connections that sent nothing.
+        assert metric(d, "regfs_http_timeouts_total") == 2
+        assert get(d, "/v1/health")[0] == 200
+        print("closed after " + ", ".join(f"{n} {t:.2f} s" for n, t in sorted(closed.items())) +
+              f"; {served} other requests served meanwhile")
+    finally:
+        for s in socks.values():
+            s.close()
 
 
 def test_last_heard_of_a_member(make_daemon):
