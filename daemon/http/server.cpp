@@ -75,6 +75,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::uint64_t streams_dropped = 0;
   std::uint64_t timeouts = 0;  // a request begun and not whole, or an answer not taken, in time
   std::uint64_t events = 0;
+  // Changes streams lost by falling behind: told as missed, or not yet taken
+  // when the stream was dropped.
   std::uint64_t missed = 0;
 };
 
@@ -122,6 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void drop(const char* why) {
     ++server_->streams_dropped;
+    server_->missed += sub_.pending();
     spdlog::info("http: closing the stream to {}: {}", peer_, why);
     close();
   }
@@ -409,6 +412,10 @@ std::string Server::metrics_text() const {
             "within 10 s.",
             s.timeouts);
   t.counter("regfs_http_events_total", "Changes written to /v1/events streams (per stream).", s.events);
+  t.counter("regfs_http_events_missed_total",
+            "Changes /v1/events streams lost by falling behind (per stream): told as missed, or "
+            "not yet taken when the stream was closed for it.",
+            s.missed);
   return t.take();
 }
 

@@ -1,8 +1,8 @@
 """The HTTP face (--http): every endpoint, the token, and the limits: too many clients
-or streams refused, a stream that stops reading closed while others go on, malformed
-and oversized requests answered 400, an idle client that holds up nobody, and a request
-not sent whole within the deadline closed at it. And when this node last heard from each
-member, as /v1/status (and .status.json) shows it.
+or streams refused, a stream that stops reading closed while others go on (what it lost
+counted), malformed and oversized requests answered 400, an idle client that holds up
+nobody, and a request not sent whole within the deadline closed at it. And when this node
+last heard from each member, as /v1/status (and .status.json) shows it.
 """
 import json
 import os
@@ -267,6 +267,7 @@ def test_a_stream_that_stops_reading_is_closed_and_others_go_on(make_daemon):
     slow = Stream(d.port, rcvbuf=4096, read=False)  # never reads
     fast = Stream(d.port)
     assert wait_until(lambda: metric(d, "regfs_http_streams") == 2, 2)
+    assert metric(d, "regfs_http_events_missed_total") == 0
     # Changes with long lines, until the slow stream is more than its queue behind.
     endpoints = [f"10.0.{i // 250}.{i % 250}:8080 check=none" for i in range(250)]
     writes = 0
@@ -280,6 +281,11 @@ def test_a_stream_that_stops_reading_is_closed_and_others_go_on(make_daemon):
         assert wait_until(lambda: wide() >= writes, 5), "the stream that reads fell behind"
     assert metric(d, "regfs_http_streams_dropped_total") == 1, d.read_log()
     assert metric(d, "regfs_http_streams") == 1
+    # Closed a whole feed history (1,024 changes) behind: what it had not taken is lost.
+    missed = metric(d, "regfs_http_events_missed_total")
+    assert missed > 1024, d.read_log()
+    assert f"regfs_http_events_missed_total {missed:.0f}" in get(d, "/metrics")[2]
+    print(f"the stream that did not read was closed after {writes} writes, {missed:.0f} changes behind")
     before = len(fast.events)
     write(d.path("after"), "127.0.0.1:9 check=none\n")
     assert wait_until(lambda: any(e.get("service") == "after" for e in fast.events[before:]), 2)
