@@ -33,6 +33,7 @@ def test_registrations_propagate_through_every_mount(etcd, make_daemon):
     status = daemons[0].status()
     assert status["store"]["kind"] == "etcd" and status["store"]["reachable"] is True
     assert {m["name"] for m in status["members"]} == {"n0", "n1", "n2"}
+    assert all(m["last_heard_age_ms"] is None for m in status["members"])  # heard of only through etcd
     # A removal, then a SIGTERM: gone everywhere at once (the lease is revoked).
     os.unlink(daemons[1].path("svc0"))
     assert wait_until(lambda: daemons[0].endpoints("svc0") == ["10.1.0.0:80"], 5)
