@@ -5,17 +5,13 @@
 # serving 100 open /v1/events streams, a page load per second and a change per
 # second (bench/http_load.py). bench/read_bench then reads a service of one
 # instance and one of five from each daemon, its cases taking turns in ten
-# rounds, so that both daemons see the same machine. Needs a build (REGFS_BUILD,
-# default build/) with regfsd and bench/read_bench.
+# rounds, so that both daemons see the same machine.
+# (REGFS_BUILD=DIR uses that build as it is instead of building.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 iterations=${1:-20000}
-bin=${REGFS_BUILD:-$root/build}
-for f in daemon/app/regfsd bench/read_bench; do
-  [[ -x $bin/$f ]] || { echo "http.sh: $bin/$f is missing: build first (packaging/build.sh)" >&2; exit 1; }
-done
-
 source "$root/bench/lib.sh"
+bench_build
 bench_workdir regfs-bench-http
 bench_tcp_servers 5
 

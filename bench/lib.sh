@@ -1,9 +1,17 @@
 # Shared by the shell benchmarks: a scratch directory cleaned up on exit,
 # daemons on mounts in it, and loopback TCP servers for instances to point at.
-# The caller sets `root`, `bin` (a build directory) and `work` (from
-# bench_workdir) and keeps its background processes in `pids`.
+# The caller sets `root`, `bin` (a build directory, from bench_build) and
+# `work` (from bench_workdir) and keeps its background processes in `pids`.
 
 pids=()
+
+bench_build() {  # sets `bin`: REGFS_BUILD as it is, or build/ built now
+  bin=${REGFS_BUILD:-}
+  if [[ -z $bin ]]; then
+    "$root/packaging/build.sh" "$root/build" >/dev/null
+    bin=$root/build
+  fi
+}
 
 bench_workdir() {  # prefix: makes $work and cleans it up on exit
   work=$(mktemp -d "/tmp/$1.XXXXXX")

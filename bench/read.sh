@@ -5,13 +5,13 @@
 # loopback HTTP servers for the instances, dnsmasq on a loopback port, and
 # measures open+read+close against a tmpfs file and a DNS query. Then the
 # daemon's resident memory idle and with 10,000 registered instances.
+# (REGFS_BUILD=DIR uses that build as it is instead of building.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 iterations=${1:-20000}
-"$root/packaging/build.sh" "$root/build"
-bin=$root/build
 
 source "$root/bench/lib.sh"
+bench_build
 bench_workdir regfs-bench
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 bench_tcp_servers 5

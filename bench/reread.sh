@@ -18,13 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-10}
 iterations=${2:-20000}
 cycles=${3:-20}
-bin=${REGFS_BUILD:-}
-if [[ -z $bin ]]; then
-  "$root/packaging/build.sh" "$root/build" >/dev/null
-  bin=$root/build
-fi
 
 source "$root/bench/lib.sh"
+bench_build
 bench_workdir regfs-reread
 metric() {  # mount, name
   awk -v n="$2" '$1 == n {print $2}' "$work/$1/.metrics"

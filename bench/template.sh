@@ -16,13 +16,9 @@ rounds=${1:-200}
 quiet_ms=${2:-50}
 idle=${3:-100}
 idle_seconds=${4:-10}
-bin=${REGFS_BUILD:-}
-if [[ -z $bin ]]; then
-  "$root/packaging/build.sh" "$root/build" >/dev/null
-  bin=$root/build
-fi
 
 source "$root/bench/lib.sh"
+bench_build
 bench_workdir regfs-template
 shm=$(mktemp -d /dev/shm/regfs-template.XXXXXX)
 trap 'bench_cleanup; rm -rf "$shm"' EXIT INT TERM

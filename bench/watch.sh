@@ -16,14 +16,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 iterations=${1:-200}
 watchers=${2:-1000}
 idle=${3:-10}
-bin=${REGFS_BUILD:-}
-if [[ -z $bin ]]; then
-  "$root/packaging/build.sh" "$root/build" >/dev/null
-  bin=$root/build
-fi
-ninja -C "$bin" watch_bench >/dev/null
 
 source "$root/bench/lib.sh"
+bench_build
+ninja -C "$bin" watch_bench >/dev/null
 work=$(mktemp -d /dev/shm/regfs-watch.XXXXXX)
 trap bench_cleanup EXIT INT TERM
 ulimit -n 8192

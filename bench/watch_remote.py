@@ -22,6 +22,11 @@ def read_b():
         return f.read()
 
 
+def shows(n):
+    """Whether B's .all/svc lists the n-th answer's endpoints (in its own order)."""
+    return sorted(read_b().split()) == sorted(answers[n % 2].split())
+
+
 def change(n):
     """Writes the n-th answer through A; returns the time just before its open()."""
     start = time.perf_counter()
@@ -34,9 +39,9 @@ def change(n):
 def settle(n):
     """Waits (bounded) until B shows the n-th answer, so each turn starts from it."""
     deadline = time.monotonic() + 10
-    while read_b() != answers[n % 2]:
+    while not shows(n):
         if time.monotonic() > deadline:
-            sys.exit(f"B did not show change {n} within 10 s")
+            sys.exit(f"B did not show change {n} within 10 s: it shows {read_b()!r}")
         time.sleep(0.001)
 
 
@@ -64,9 +69,9 @@ def poll_turn(n):
 def read_turn(n):
     start = change(n)
     deadline = time.monotonic() + 10
-    while read_b() != answers[n % 2]:
+    while not shows(n):
         if time.monotonic() > deadline:
-            sys.exit(f"B did not show change {n} within 10 s")
+            sys.exit(f"B did not show change {n} within 10 s: it shows {read_b()!r}")
     return time.perf_counter() - start
 
 

@@ -7,12 +7,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 iterations=${1:-200}
-bin=${REGFS_BUILD:-}
-if [[ -z $bin ]]; then
-  "$root/packaging/build.sh" "$root/build" >/dev/null
-  bin=$root/build
-fi
 source "$root/bench/lib.sh"
+bench_build
 work=$(mktemp -d /dev/shm/regfs-watch-remote.XXXXXX)
 trap bench_cleanup EXIT INT TERM
 bench_start_daemon a

@@ -16,13 +16,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from harness import REGFSD, wait_until  # noqa: E402
+from harness import REGFSD, Regfsd, read, wait_until, write  # noqa: E402,F401
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -315,55 +314,17 @@ def make_proxy():
         p.close()
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def write(path, text, append=False):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-class Daemon:
+class Daemon(Regfsd):
     """One regfsd on the etcd store, on its own mountpoint and state directory."""
 
     def __init__(self, base, name, url, args):
-        self.base, self.name, self.url, self.args = base, name, url, list(args)
-        self.mount = os.path.join(base, "mnt")
-        self.state = os.path.join(base, "state")
-        self.log = os.path.join(base, "regfsd.log")
-        self.proc = None
+        super().__init__(base)
+        self.name, self.url, self.args = name, url, list(args)
 
-    def start(self):
-        cmd = [REGFSD, "--mount", self.mount, "--state-dir", self.state, "--node-name", self.name,
-               "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0", "--store", self.url,
-               "--fresh", "200ms", "--read-timeout", "500ms", *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
-        ok = wait_until(lambda: self.proc.poll() is not None or self._ready(), 10)
-        assert ok and self.proc.poll() is None, f"regfsd did not start: {self.read_log()}"
-        return self
-
-    def _ready(self):
-        try:
-            return "regfs_reads_total" in read(self.path(".metrics"))
-        except OSError:
-            return False
-
-    def path(self, *parts):
-        return os.path.join(self.mount, *parts)
-
-    def status(self):
-        return json.loads(read(self.path(".status.json")))
-
-    def metric(self, name):
-        for line in read(self.path(".metrics")).splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return None
+    def command(self):
+        return [REGFSD, "--mount", self.mount, "--state-dir", self.state, "--node-name", self.name,
+                "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0", "--store", self.url,
+                "--fresh", "200ms", "--read-timeout", "500ms", *self.args]
 
     def endpoints(self, service):
         """The instances `service` reads as in .all/, or None where it does not exist."""
@@ -371,31 +332,6 @@ class Daemon:
             return sorted(read(self.path(".all", service)).split())
         except FileNotFoundError:
             return None
-
-    def read_log(self):
-        try:
-            with open(self.log) as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.proc = None
-        return code
-
-    def cleanup(self):
-        self.stop(signal.SIGKILL)
-        subprocess.run(["fusermount3", "-uz", self.mount], stderr=subprocess.DEVNULL)
-        subprocess.run(["umount", "-l", self.mount], stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ registered instances point to. Everything is torn down even when a test fails.
 import http.server
 import os
 import shutil
-import signal
 import socket
 import socketserver
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,22 +17,27 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from harness import BUILD, REGFS, REGFSD, wait_until  # noqa: E402,F401
+from harness import BUILD, REGFS, REGFSD, Regfsd, read, stop_process, wait_until, write  # noqa: E402,F401
+
+# The suite runs again against a sanitizer build (tests/run sets ASAN_OPTIONS):
+# its allocator keeps freed memory aside, so resident memory is no measure there.
+SANITIZED = "ASAN_OPTIONS" in os.environ
 
 
+def gossip_address(d):
+    """The host:port this daemon's cluster transport listens on."""
+    return next(m["address"] for m in d.status()["members"] if m["self"])
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def write(path, text, append=False):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
-    try:
-        os.write(fd, text.encode() if isinstance(text, str) else text)
-    finally:
-        os.close(fd)
+def memory_kb(pid):
+    """A process's resident memory now and at its peak: {"VmRSS": kB, "VmHWM": kB}."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values
 
 
 def is_mounted(path):
@@ -42,62 +45,17 @@ def is_mounted(path):
         return any(line.split()[1] == path for line in f)
 
 
-class Daemon:
-    """One regfsd on its own mountpoint; restartable on the same state."""
+class Daemon(Regfsd):
+    """One regfsd on the gossip store, alone on loopback unless told to join."""
 
     def __init__(self, base, *args):
-        self.base = base
-        self.mount = os.path.join(base, "mnt")
-        self.state = os.path.join(base, "state")
+        super().__init__(base)
         self.args = list(args)
         self.wrap = []  # a command the daemon runs under (e.g. unshare)
-        self.proc = None
-        self.log = os.path.join(base, "regfsd.log")
 
-    def start(self, *extra):
-        cmd = [*self.wrap, REGFSD, "--mount", self.mount, "--state-dir", self.state,
-               "--node-name", "n1", "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0",
-               *self.args, *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "ab"))
-        ok = wait_until(lambda: self.proc.poll() is not None or self._ready(), 10)
-        assert ok and self.proc.poll() is None, f"regfsd did not start: {self.read_log()}"
-        return self
-
-    def _ready(self):
-        try:
-            with open(os.path.join(self.mount, ".metrics")) as f:
-                return "regfs_reads_total" in f.read()
-        except OSError:
-            return False
-
-    def read_log(self):
-        try:
-            with open(self.log) as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.proc = None
-        return code
-
-    def cleanup(self):
-        self.stop(signal.SIGKILL)
-        subprocess.run(["fusermount3", "-uz", self.mount], stderr=subprocess.DEVNULL)
-        subprocess.run(["umount", "-l", self.mount], stderr=subprocess.DEVNULL)
-
-    def path(self, *parts):
-        return os.path.join(self.mount, *parts)
+    def command(self):
+        return [*self.wrap, REGFSD, "--mount", self.mount, "--state-dir", self.state,
+                "--node-name", "n1", "--advertise", "127.0.0.1", "--bind", "127.0.0.1:0", *self.args]
 
 
 @pytest.fixture

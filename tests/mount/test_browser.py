@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, closed_port, read, wait_until, write
+from conftest import BUILD, closed_port, gossip_address, read, wait_until, write
 
 selenium = pytest.importorskip("selenium", reason="python3-selenium (packaging/install-deps.sh)")
 from selenium import webdriver  # noqa: E402
@@ -21,10 +21,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
-
-
-def gossip_address(d):
-    return next(m["address"] for m in json.loads(read(d.path(".status.json")))["members"] if m["self"])
 
 
 @pytest.fixture

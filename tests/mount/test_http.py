@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REGFSD, closed_port, read, wait_until, write
+from conftest import REGFSD, closed_port, gossip_address, read, wait_until, write
 
 
 def http_daemon(make_daemon, *extra):
@@ -53,21 +53,6 @@ def raw(port, data, timeout=5):
             if not chunk:
                 return out.decode(errors="replace")
             out += chunk
-
-
-def metric(d, name):
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def status(d):
-    return json.loads(read(d.path(".status.json")))
-
-
-def gossip_address(d):
-    return next(m["address"] for m in status(d)["members"] if m["self"])
 
 
 class Stream:
@@ -158,10 +143,10 @@ def test_events_stream_changes(make_daemon):
         assert s.status_line() == "HTTP/1.1 200 OK" and b"text/event-stream" in s.head
         write(d.path("api"), "127.0.0.1:9 check=none\n")
         assert wait_until(lambda: any(e.get("service") == "api" for e in s.events), 1.0), s.events
-        assert metric(d, "regfs_http_streams") == 1
+        assert d.metric("regfs_http_streams") == 1
     finally:
         s.close()
-    assert wait_until(lambda: metric(d, "regfs_http_streams") == 0, 5)
+    assert wait_until(lambda: d.metric("regfs_http_streams") == 0, 5)
 
 
 def test_health_without_a_mount(tmp_path):
@@ -205,7 +190,7 @@ def test_token(make_daemon, tmp_path):
     assert s.status_line() == "HTTP/1.1 200 OK"
     s.close()
     assert get(d, "/")[0] == 200 and get(d, "/v1/health")[0] == 200
-    assert metric(d, "regfs_http_unauthorized_total") == 6
+    assert d.metric("regfs_http_unauthorized_total") == 6
 
 
 @pytest.mark.parametrize("args, message", [
@@ -231,16 +216,16 @@ def test_too_many_clients_and_streams_are_refused(make_daemon):
     refused = Stream(d.port)
     assert refused.status_line() == "HTTP/1.1 503 Service Unavailable"
     refused.close()
-    assert metric(d, "regfs_http_refused_streams_total") == 1
-    assert wait_until(lambda: metric(d, "regfs_http_clients") == 2, 2)
+    assert d.metric("regfs_http_refused_streams_total") == 1
+    assert wait_until(lambda: d.metric("regfs_http_clients") == 2, 2)
     idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(2)]
-    assert wait_until(lambda: metric(d, "regfs_http_clients") == 4, 2)
+    assert wait_until(lambda: d.metric("regfs_http_clients") == 4, 2)
     answer = raw(d.port, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith("HTTP/1.1 503") and "too many clients" in answer
-    assert metric(d, "regfs_http_refused_clients_total") == 1
+    assert d.metric("regfs_http_refused_clients_total") == 1
     for s in idle:
         s.close()
-    assert wait_until(lambda: metric(d, "regfs_http_clients") == 2, 2)
+    assert wait_until(lambda: d.metric("regfs_http_clients") == 2, 2)
     assert get(d, "/v1/health")[0] == 200
     for s in streams:
         s.close()
@@ -255,7 +240,7 @@ def test_bad_requests_get_400_and_an_idle_client_holds_up_nobody(make_daemon):
     assert raw(d.port, long_header).startswith("HTTP/1.1 400")
     body = b"GET /v1/status HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
     assert raw(d.port, body).startswith("HTTP/1.1 400")
-    assert metric(d, "regfs_http_bad_requests_total") == 3
+    assert d.metric("regfs_http_bad_requests_total") == 3
     # The half request still waits; reads through the mount and HTTP go on.
     assert get(d, "/v1/health")[0] == 200
     assert "regfs_reads_total" in read(d.path(".metrics"))
@@ -266,23 +251,23 @@ def test_a_stream_that_stops_reading_is_closed_and_others_go_on(make_daemon):
     d = http_daemon(make_daemon)
     slow = Stream(d.port, rcvbuf=4096, read=False)  # never reads
     fast = Stream(d.port)
-    assert wait_until(lambda: metric(d, "regfs_http_streams") == 2, 2)
-    assert metric(d, "regfs_http_events_missed_total") == 0
+    assert wait_until(lambda: d.metric("regfs_http_streams") == 2, 2)
+    assert d.metric("regfs_http_events_missed_total") == 0
     # Changes with long lines, until the slow stream is more than its queue behind.
     endpoints = [f"10.0.{i // 250}.{i % 250}:8080 check=none" for i in range(250)]
     writes = 0
     wide = lambda: sum(1 for e in fast.events if e.get("service") == "wide")
-    while metric(d, "regfs_http_streams_dropped_total") == 0:
+    while d.metric("regfs_http_streams_dropped_total") == 0:
         assert writes < 500, "the stream that does not read was never closed"
         shift = writes % 2
         write(d.path("wide"), "\n".join(e.replace(":8080", f":{8080 + shift}") for e in endpoints) + "\n")
         writes += 1
         # The stream that reads keeps up (it is not what this test is about).
         assert wait_until(lambda: wide() >= writes, 5), "the stream that reads fell behind"
-    assert metric(d, "regfs_http_streams_dropped_total") == 1, d.read_log()
-    assert metric(d, "regfs_http_streams") == 1
+    assert d.metric("regfs_http_streams_dropped_total") == 1, d.read_log()
+    assert d.metric("regfs_http_streams") == 1
     # Closed a whole feed history (1,024 changes) behind: what it had not taken is lost.
-    missed = metric(d, "regfs_http_events_missed_total")
+    missed = d.metric("regfs_http_events_missed_total")
     assert missed > 1024, d.read_log()
     assert f"regfs_http_events_missed_total {missed:.0f}" in get(d, "/metrics")[2]
     print(f"the stream that did not read was closed after {writes} writes, {missed:.0f} changes behind")
@@ -337,7 +322,7 @@ def test_a_request_not_sent_whole_in_time_is_closed_while_others_are_served(make
         for name, after in closed.items():
             assert 9.5 <= after <= 13, f"{name} closed after {after:.2f} s"
         # Counted: the requests begun (half, trickle), not the connections that sent nothing.
-        assert metric(d, "regfs_http_timeouts_total") == 2
+        assert d.metric("regfs_http_timeouts_total") == 2
         assert get(d, "/v1/health")[0] == 200
         print("closed after " + ", ".join(f"{n} {t:.2f} s" for n, t in sorted(closed.items())) +
               f"; {served} other requests served meanwhile")
@@ -352,9 +337,9 @@ def test_last_heard_of_a_member(make_daemon):
     and dead; small again once it goes on."""
     a = http_daemon(make_daemon)
     b = make_daemon("--node-name", "n2", "--join", gossip_address(a))
-    n2 = lambda: next((m for m in status(a)["members"] if m["name"] == "n2"), {})
+    n2 = lambda: next((m for m in a.status()["members"] if m["name"] == "n2"), {})
     assert wait_until(lambda: n2().get("state") == "alive" and n2().get("last_heard_age_ms") is not None, 10)
-    assert next(m for m in status(a)["members"] if m["self"])["last_heard_age_ms"] is None
+    assert next(m for m in a.status()["members"] if m["self"])["last_heard_age_ms"] is None
     assert wait_until(lambda: n2()["last_heard_age_ms"] < 1000, 5), n2()
     live = n2()["last_heard_age_ms"]
     over_http = next(m for m in json.loads(get(a, "/v1/status")[2])["members"] if m["name"] == "n2")

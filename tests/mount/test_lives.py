@@ -2,7 +2,6 @@
 clock behind its previous life still becomes a member at once, above that life, and
 records the generation it took in its state directory.
 """
-import json
 import os
 import shutil
 import socket
@@ -13,19 +12,11 @@ import time
 
 import pytest
 
-from conftest import read, wait_until, write
-
-
-def status(d):
-    return json.loads(read(d.path(".status.json")))
+from conftest import gossip_address, read, wait_until, write
 
 
 def member(d, name):
-    return next((m for m in status(d)["members"] if m["name"] == name), None)
-
-
-def gossip_address(d):
-    return next(m["address"] for m in status(d)["members"] if m["self"])
+    return next((m for m in d.status()["members"] if m["name"] == name), None)
 
 
 def test_a_node_restarted_below_its_previous_life_lives_above_it(make_daemon, servers):
@@ -60,8 +51,8 @@ def test_a_node_restarted_below_its_previous_life_lives_above_it(make_daemon, se
     assert life == previous + 1
     # b recorded it: its next start goes higher still.
     assert int(read(os.path.join(b.state, "generation"))) == life
-    assert next(m for m in status(b)["members"] if m["self"])["generation"] == life
-    assert status(b)["generation"] == life
+    assert next(m for m in b.status()["members"] if m["self"])["generation"] == life
+    assert b.status()["generation"] == life
     assert "starts a new life" in b.read_log()
 
 

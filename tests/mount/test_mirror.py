@@ -3,7 +3,6 @@ import os
 import pathlib
 import shutil
 import resource
-import signal
 import socket
 import subprocess
 import tempfile
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REGFS, REGFSD, read, wait_until
+from conftest import REGFS, REGFSD, stop_process, wait_until
 
 
 def _start(mirror, state, *extra):
@@ -22,15 +21,6 @@ def _start(mirror, state, *extra):
     assert wait_until(lambda: proc.poll() is not None or os.path.exists(os.path.join(mirror, ".regfsd.sock")), 10)
     assert proc.poll() is None
     return proc
-
-
-def _stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def cli(mirror, *args):
@@ -60,7 +50,7 @@ def mirror_daemon(tmp_path):
     yield start
     for proc in started:
         if proc.poll() is None:
-            _stop(proc)
+            stop_process(proc)
 
 
 @pytest.fixture
@@ -70,13 +60,6 @@ def reachable_dir():
     os.chmod(base, 0o755)
     yield pathlib.Path(base)
     shutil.rmtree(base, ignore_errors=True)
-
-
-def metric(d, name):
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 # ---- the mirror touches only its own files ---------------------------------------
@@ -97,7 +80,7 @@ def test_mirror_leaves_files_it_did_not_write(tmp_path, mirror_daemon):
     assert (m / "web").read_text() == "not the daemon's\n"
     # A restart with other registrations removes what the daemon wrote before
     # and shows nothing now, and only that.
-    _stop(proc)
+    stop_process(proc)
     mirror_daemon(m, tmp_path / "other-state")
     assert wait_until(lambda: shown(m / "old") is None, 5)
     assert shown(m / ".all" / "old") is None
@@ -162,14 +145,14 @@ def test_a_failed_mirror_write_is_retried(make_daemon, reachable_dir):
         assert cli(m, "register", "web", "10.0.0.1:80", "--check", "none").returncode == 0
         assert cli(m, "register", "db", "10.0.0.2:5432", "--check", "none").returncode == 0
         # Both verdicts arrive (background checks) and both files fail: disk full, name taken.
-        assert wait_until(lambda: metric(d, "regfs_mirror_pending") == 4, 10)
+        assert wait_until(lambda: d.metric("regfs_mirror_pending") == 4, 10)
         assert shown(m / "web") is None
         os.unlink(filler)
         assert wait_until(lambda: shown(m / "web") == "10.0.0.1:80\n", 15)
         assert shown(m / "db") is None
         os.rmdir(m / "db")
         assert wait_until(lambda: shown(m / "db") == "10.0.0.2:5432\n", 15)
-        assert wait_until(lambda: metric(d, "regfs_mirror_pending") == 0, 15)
+        assert wait_until(lambda: d.metric("regfs_mirror_pending") == 0, 15)
     finally:
         subprocess.run(["umount", "-l", str(m)])
 
@@ -212,20 +195,20 @@ def test_control_connections_are_bounded_and_idle_ones_time_out(make_daemon, rea
     idle = []
     try:
         assert holder.stdout.readline().strip() == "ready"
-        assert wait_until(lambda: metric(d, "regfs_control_refused_total") == 12, 5)
-        assert metric(d, "regfs_control_connections") == 8
+        assert wait_until(lambda: d.metric("regfs_control_refused_total") == 12, 5)
+        assert d.metric("regfs_control_connections") == 8
         # Another user (root) is still served at once.
         assert cli(m, "register", "web", "10.0.0.1:80", "--check", "none").returncode == 0
         # Root fills its own share; one more is refused.
         idle = [connect(sock) for _ in range(8)]
-        assert wait_until(lambda: metric(d, "regfs_control_connections") == 16, 5)
+        assert wait_until(lambda: d.metric("regfs_control_connections") == 16, 5)
         extra = connect(sock)
         extra.settimeout(5)
         assert extra.recv(100).startswith(b"ERR 11 ")
         assert cli(m, "register", "web", "10.0.0.2:80").returncode != 0
         # Idle connections are closed after 5 s; then root is served again.
-        assert wait_until(lambda: metric(d, "regfs_control_connections") == 0, 15)
-        assert metric(d, "regfs_control_timeouts_total") == 16
+        assert wait_until(lambda: d.metric("regfs_control_connections") == 0, 15)
+        assert d.metric("regfs_control_timeouts_total") == 16
         assert cli(m, "register", "web", "10.0.0.2:80", "--check", "none").returncode == 0
     finally:
         holder.kill()
@@ -251,13 +234,13 @@ def test_accept_errors_do_not_spin(make_daemon, tmp_path):
     try:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (highest + 1, hard))
         clients = [connect(str(m / ".regfsd.sock")) for _ in range(4)]  # queued, never accepted
-        assert wait_until(lambda: (metric(d, "regfs_control_accept_errors_total") or 0) >= 3, 5)
+        assert wait_until(lambda: (d.metric("regfs_control_accept_errors_total") or 0) >= 3, 5)
         before = cpu_ticks(pid)
         window = time.monotonic() + 2
         while time.monotonic() < window:
             time.sleep(0.1)
         used = cpu_ticks(pid) - before
-        errors = metric(d, "regfs_control_accept_errors_total")
+        errors = d.metric("regfs_control_accept_errors_total")
         print(f"daemon CPU over 2 s of EMFILE: {used} ticks; accept errors so far: {errors}")
         assert used < 20
     finally:

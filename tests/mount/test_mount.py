@@ -20,27 +20,15 @@ def err(fn, *args):
     return info.value.errno
 
 
-def status(d):
-    return json.loads(read(d.path(".status.json")))
-
-
-def metric(d, name):
-    """The value of one sample in .metrics (None when it is not there)."""
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
 def parked(d, n=1, timeout=10):
     """Waits until `n` requests are parked in the daemon (a reader is really waiting)."""
-    return wait_until(lambda: metric(d, "regfs_parked_requests") == n, timeout)
+    return wait_until(lambda: d.metric("regfs_parked_requests") == n, timeout)
 
 
 def registrations(d):
     """What is registered, without the verdicts (which age and change)."""
     return {name: sorted((i["endpoint"], i["check"], i["owner"]) for i in insts)
-            for name, insts in status(d)["services"].items()}
+            for name, insts in d.status()["services"].items()}
 
 
 # ---- reads -----------------------------------------------------------------
@@ -118,7 +106,7 @@ def test_superseded_answers_are_forgotten_so_inodes_stay_bounded(daemon):
     # keeps them (their entries never time out), and the daemon keeps an
     # inode for each: memory would grow with every change.
     web = daemon.path("web")
-    base = metric(daemon, "regfs_inodes")
+    base = daemon.metric("regfs_inodes")
     changes = 300
     for i in range(changes):
         port = 20000 + 2 * i
@@ -126,8 +114,8 @@ def test_superseded_answers_are_forgotten_so_inodes_stay_bounded(daemon):
         got = {read(web) for _ in range(2)}
         assert got <= {f"127.0.0.1:{port}\n", f"127.0.0.1:{port + 1}\n"}, got
     # A name a readlink handed out stays findable for a moment (InodeTable::kHold).
-    assert wait_until(lambda: metric(daemon, "regfs_inodes") <= base + 20, 15), \
-        (base, metric(daemon, "regfs_inodes"))
+    assert wait_until(lambda: daemon.metric("regfs_inodes") <= base + 20, 15), \
+        (base, daemon.metric("regfs_inodes"))
     assert read(web) in {f"127.0.0.1:{20000 + 2 * changes - 2 + k}\n" for k in (0, 1)}
 
 
@@ -544,14 +532,14 @@ def test_registrations_survive_kill_9_and_the_dead_mount_is_taken_over(daemon, s
     s = servers()
     for i in range(20):
         write(daemon.path(f"svc{i}"), s.endpoint)
-    generation = status(daemon)["generation"]
+    generation = daemon.status()["generation"]
     daemon.stop(signal.SIGKILL)
     assert err(os.listdir, daemon.mount) == errno.ENOTCONN
     daemon.start()
     assert sorted(n for n in os.listdir(daemon.mount) if not n.startswith(".")) == \
         sorted(f"svc{i}" for i in range(20))
     assert read(daemon.path("svc7")) == s.endpoint + "\n"
-    assert status(daemon)["generation"] > generation
+    assert daemon.status()["generation"] > generation
 
 
 def test_sigterm_unmounts_cleanly(daemon):
@@ -566,7 +554,7 @@ def test_owner_reaps_instances_failing_too_long(make_daemon, servers):
     write(d.path("web"), f"{s.endpoint}\n{gone.endpoint}\n")
     gone.close()
     assert wait_until(lambda: read(d.path(".all", "web")).split() == [s.endpoint], 10)
-    assert wait_until(lambda: len(status(d)["services"]["web"]) == 1, 10)
+    assert wait_until(lambda: len(d.status()["services"]["web"]) == 1, 10)
     s.close()
     assert wait_until(lambda: _errno_of(d.path("web")) == errno.ENOENT, 10)
 
@@ -575,7 +563,7 @@ def test_status_and_metrics(daemon, servers):
     s = servers()
     write(daemon.path("web"), f"{s.endpoint} check=http:/health")
     read(daemon.path("web"))
-    doc = status(daemon)
+    doc = daemon.status()
     assert doc["node"] == "n1"
     inst = doc["services"]["web"][0]
     assert inst["endpoint"] == s.endpoint and inst["owner"] == "n1"
@@ -757,13 +745,13 @@ def test_missing_names_are_not_remembered(daemon, servers):
     write(daemon.path("web"), s.endpoint)
     read(daemon.path("web"))
     read(daemon.path(".all", "web"))
-    before = metric(daemon, "regfs_cached_names")
+    before = daemon.metric("regfs_cached_names")
     assert before >= 1
     for i in range(3000):
         assert err(os.stat, daemon.path(f"missing-{i}")) == errno.ENOENT
         if i % 3 == 0:
             assert err(os.stat, daemon.path(".all", f"missing-{i}")) == errno.ENOENT
-    assert metric(daemon, "regfs_cached_names") == before
+    assert daemon.metric("regfs_cached_names") == before
     # What was remembered is still dropped when it changes.
     t = servers()
     write(daemon.path("web"), t.endpoint)
@@ -785,12 +773,12 @@ def test_an_interrupted_wait_stops_the_daemons_work(make_daemon):
     try:
         assert reader.stdout.readline() == "ready\n"
         assert parked(d)
-        assert metric(d, "regfs_reads_in_progress") == 1
+        assert d.metric("regfs_reads_in_progress") == 1
         reader.send_signal(signal.SIGUSR1)
         assert reader.wait(10) == 0
-        assert wait_until(lambda: metric(d, "regfs_reads_in_progress") == 0, 5)
-        assert metric(d, "regfs_parked_requests") == 0
-        assert metric(d, "regfs_abandoned_total") == 1
+        assert wait_until(lambda: d.metric("regfs_reads_in_progress") == 0, 5)
+        assert d.metric("regfs_parked_requests") == 0
+        assert d.metric("regfs_abandoned_total") == 1
     finally:
         reader.kill()
 

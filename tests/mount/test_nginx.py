@@ -12,9 +12,7 @@ import tempfile
 import threading
 import time
 
-import pytest
-
-from conftest import REGFS, closed_port, read, wait_until, write
+from conftest import REGFS, closed_port, read, stop_process, wait_until, write
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "nginx")
 NGINX = "/usr/sbin/nginx"
@@ -170,10 +168,5 @@ def test_nginx_follows_instances_that_come_and_go(make_daemon, servers):
         if template:
             template.send_signal(signal.SIGTERM)
             assert template.wait(10) == 0, template.stderr.read().decode()
-        nginx.send_signal(signal.SIGQUIT)
-        try:
-            nginx.wait(10)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-            nginx.wait()
+        stop_process(nginx, signal.SIGQUIT)
         shutil.rmtree(prefix, ignore_errors=True)

@@ -4,7 +4,6 @@ meanwhile. "Meanwhile" is shown by an observable, not by timing: another reader'
 completes while the hostile one is still held."""
 import errno
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -15,13 +14,6 @@ import time
 import pytest
 
 from conftest import closed_port, read, wait_until, write
-
-
-def metric(d, name):
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 class Hostile:
@@ -141,14 +133,14 @@ def test_a_stalled_tcp_exchange_on_the_gossip_port_is_closed_and_holds_nobody(ma
     d = make_daemon()
     me = next(m for m in json.loads(read(d.path(".status.json")))["members"] if m["self"])
     host, port = me["address"].rsplit(":", 1)
-    timeouts = metric(d, "regfs_net_stream_timeouts_total") or 0
+    timeouts = d.metric("regfs_net_stream_timeouts_total") or 0
     stalled = []
     try:
         for partial in (b"", b"\x01", b"\x00" * 7):  # nothing, a byte, part of a header
             s = socket.create_connection((host, int(port)), timeout=30)
             s.sendall(partial)
             stalled.append(s)
-        assert wait_until(lambda: metric(d, "regfs_net_streams_open") >= 1, 10)
+        assert wait_until(lambda: d.metric("regfs_net_streams_open") >= 1, 10)
         # The daemon goes on serving while they are held.
         s = servers()
         write(d.path("web"), s.endpoint)
@@ -166,9 +158,9 @@ def test_a_stalled_tcp_exchange_on_the_gossip_port_is_closed_and_holds_nobody(ma
                     break
                 got += chunk
             assert len(got) < 4096, len(got)
-        assert wait_until(lambda: metric(d, "regfs_net_streams_open") == 0, 10)
+        assert wait_until(lambda: d.metric("regfs_net_streams_open") == 0, 10)
         # The one that sent nothing ran out of time (the others may end as malformed).
-        assert metric(d, "regfs_net_stream_timeouts_total") >= timeouts + 1
+        assert d.metric("regfs_net_stream_timeouts_total") >= timeouts + 1
     finally:
         for c in stalled:
             c.close()
@@ -180,15 +172,15 @@ def test_a_wait_reader_killed_mid_request_frees_its_wait_and_others_go_on(make_d
     reader = subprocess.Popen([sys.executable, "-c",
                                "import sys; open(sys.argv[1]).read()", d.path(".wait", "down")])
     try:
-        assert wait_until(lambda: metric(d, "regfs_reads_in_progress") == 1, 10)
+        assert wait_until(lambda: d.metric("regfs_reads_in_progress") == 1, 10)
         s = servers()
         write(d.path("web"), s.endpoint)
         assert read(d.path("web")) == s.endpoint + "\n"  # answered while the wait is held
         assert reader.poll() is None
         reader.send_signal(signal.SIGKILL)
         assert reader.wait(10) == -signal.SIGKILL  # a .wait/ reader is killable
-        assert wait_until(lambda: metric(d, "regfs_reads_in_progress") == 0, 10)
-        assert wait_until(lambda: metric(d, "regfs_parked_requests") == 0, 10)
+        assert wait_until(lambda: d.metric("regfs_reads_in_progress") == 0, 10)
+        assert wait_until(lambda: d.metric("regfs_parked_requests") == 0, 10)
         assert read(d.path("web")) == s.endpoint + "\n"
     finally:
         reader.kill()

@@ -1,7 +1,6 @@
 """Re-reads: a process that opens a service again is telling the daemon that the
 endpoint it was handed failed (docs/INTERFACES.md, "Re-reads")."""
 import json
-import os
 import subprocess
 import sys
 import time
@@ -41,13 +40,6 @@ class Client:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(10)
-
-
-def metric(d, name):
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 def verdict_age_ms(d, service, endpoint):
@@ -90,11 +82,11 @@ def test_the_re_read_after_a_crash_hands_out_the_new_instance(make_daemon, serve
         write(d.path("gateway"), f"{new.endpoint} check=http:/health\n", append=True)
         # The old verdict is older than the re-check limit (100 ms) and still fresh.
         assert wait_until(lambda: (verdict_age_ms(d, "gateway", old.endpoint) or 0) > 150, 5)
-        before = metric(d, "regfs_reverify_checks_total")
+        before = d.metric("regfs_reverify_checks_total")
         # The calling rule: the call to the old endpoint failed; read again.
         assert client.read() == new.endpoint
-        assert metric(d, "regfs_reverify_checks_total") == before + 1
-        assert metric(d, "regfs_rereads_total") >= 1
+        assert d.metric("regfs_reverify_checks_total") == before + 1
+        assert d.metric("regfs_rereads_total") >= 1
         # The old one failed its check: nobody is handed it any more.
         assert json.loads(read(d.path(".status.json")))["services"]["gateway"][0]["verdict"] == "unhealthy"
         assert client.read() == new.endpoint
@@ -107,8 +99,8 @@ def test_a_reader_polling_in_a_loop_costs_at_most_ten_checks_per_endpoint_per_se
     a, b = servers(), servers()
     write(d.path("web"), f"{a.endpoint}\n{b.endpoint}\n")
     assert read(d.path("web")).strip() in (a.endpoint, b.endpoint)
-    checks = metric(d, "regfs_checks_total")
-    reverify = metric(d, "regfs_reverify_checks_total")
+    checks = d.metric("regfs_checks_total")
+    reverify = d.metric("regfs_reverify_checks_total")
     started = time.monotonic()
     reads = 0
     while time.monotonic() - started < 2.0 and reads < 200000:  # this process re-reads all along
@@ -116,11 +108,11 @@ def test_a_reader_polling_in_a_loop_costs_at_most_ten_checks_per_endpoint_per_se
             assert f.read().strip() in (a.endpoint, b.endpoint)
         reads += 1
     elapsed = time.monotonic() - started
-    extra = metric(d, "regfs_reverify_checks_total") - reverify
+    extra = d.metric("regfs_reverify_checks_total") - reverify
     per_endpoint_per_second = extra / 2 / elapsed
     assert reads > 100
     assert extra > 0  # re-reads do re-verify
     # At most one check per endpoint per 100 ms, and one more per endpoint for the edges.
     assert per_endpoint_per_second <= 10 + 2 / elapsed, (extra, elapsed, reads)
     # Every check in the window was a re-verification (fresh for 10 s otherwise).
-    assert metric(d, "regfs_checks_total") - checks == extra
+    assert d.metric("regfs_checks_total") - checks == extra

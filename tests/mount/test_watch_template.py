@@ -3,13 +3,10 @@ poll() notification (and .events for a name not yet registered), print or
 render the new answer, and run their command only when that changed."""
 import os
 import select
-import signal
 import subprocess
 import time
 
-import pytest
-
-from conftest import REGFS, read, wait_until, write
+from conftest import REGFS, read, stop_process, wait_until, write
 
 
 def regfs(d, *args, **kw):
@@ -42,17 +39,6 @@ def lines_of(proc, n, timeout=10, stream=None):
     lines = buf.split(b"\n")
     _pending[key] = b"\n".join(lines[n:])
     return [line.decode() for line in lines[:n]]
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
 
 
 def test_watch_usage_errors(daemon):
@@ -139,7 +125,7 @@ def test_watch_prints_the_answer_at_start_and_after_each_change(daemon, servers)
         write(daemon.path("web"), f"{a.endpoint}\n")  # back: seen through .events
         assert lines_of(w, 1) == [a.endpoint]
     finally:
-        code = stop(w)
+        code = stop_process(w)
     err = w.stderr.read().decode()
     assert code == 0, err
     assert "web: not registered" in err
@@ -153,7 +139,7 @@ def test_watch_of_a_service_not_yet_registered_waits_for_it(daemon, servers):
         write(daemon.path("later"), f"{a.endpoint}\n")
         assert lines_of(w, 1) == [a.endpoint]
     finally:
-        assert stop(w) == 0
+        assert stop_process(w) == 0
 
 
 def test_watch_wakes_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
@@ -167,7 +153,7 @@ def test_watch_wakes_when_a_service_with_nothing_healthy_gets_an_instance(daemon
         write(daemon.path("web"), f"{a.endpoint}\n", append=True)
         assert lines_of(w, 1) == [a.endpoint]
     finally:
-        assert stop(w) == 0
+        assert stop_process(w) == 0
 
 
 def test_template_renders_when_a_service_with_nothing_healthy_gets_an_instance(daemon, servers):
@@ -181,7 +167,7 @@ def test_template_renders_when_a_service_with_nothing_healthy_gets_an_instance(d
         write(daemon.path("web"), f"{a.endpoint}\n", append=True)
         assert wait_until(lambda: read(out) == f"server {a.endpoint} n1 tcp;\n", 10), read(out)
     finally:
-        assert stop(t) == 0
+        assert stop_process(t) == 0
 
 
 def test_watch_runs_the_command_with_the_endpoints_in_its_environment(daemon, servers):
@@ -201,7 +187,7 @@ def test_watch_runs_the_command_with_the_endpoints_in_its_environment(daemon, se
         assert wait_until(lambda: read(log).count("\n") == 3, 10)
         assert read(log).splitlines()[2] == "web missing   []"
     finally:
-        assert stop(w) == 0
+        assert stop_process(w) == 0
     # The command (sleep) ended with watch: no process is left with the log open.
     assert subprocess.run(["fuser", log], capture_output=True).returncode != 0
 
@@ -227,7 +213,7 @@ def test_template_required_missing_is_rendered_once_it_is_there(daemon, servers)
         write(daemon.path("db"), f"{a.endpoint}\n")
         assert wait_until(lambda: os.path.exists(out) and read(out) == f"db {a.endpoint}\n", 10)
     finally:
-        assert stop(t) == 0
+        assert stop_process(t) == 0
 
 
 def test_template_follows_changes_and_runs_the_command_only_when_the_text_changed(daemon, servers):
@@ -249,7 +235,7 @@ def test_template_follows_changes_and_runs_the_command_only_when_the_text_change
         assert b.endpoint in read(all_out)
         assert read(same_log) == "ran\n"  # rendered the same text: not run again
     finally:
-        assert stop(t) == 0
+        assert stop_process(t) == 0
 
 
 def test_template_a_burst_of_changes_makes_one_render(daemon, servers):
@@ -267,7 +253,7 @@ def test_template_a_burst_of_changes_makes_one_render(daemon, servers):
         assert wait_until(lambda: read(log) == "run\nrun\n", 15), read(log)
         assert read(out).count("server") == 6
     finally:
-        assert stop(t) == 0
+        assert stop_process(t) == 0
 
 
 def test_template_ends_with_no_daemon_when_the_mount_goes(make_daemon, servers):

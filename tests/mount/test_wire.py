@@ -4,22 +4,18 @@ A keyed daemon is flooded with TCP connections that announce an 8 MiB frame
 and send nothing more; its memory is read from /proc and it must keep serving
 reads and a second daemon that joins it.
 """
-import json
 import os
 import resource
 import socket
 import struct
 import subprocess
 
-import pytest
-
-from conftest import REGFS, read, wait_until, write
+from conftest import REGFS, SANITIZED, gossip_address, memory_kb, read, wait_until, write
 
 CONNECTIONS = int(os.environ.get("REGFS_WIRE_CONNECTIONS", "1000"))
-LIMIT_KB = 64 * 1024
 # Under AddressSanitizer the daemon starts at about 75 MB: there the bound is
 # on what the connections add to it.
-SANITIZED = "ASAN_OPTIONS" in os.environ
+LIMIT_KB = 64 * 1024
 
 
 def keyring(tmp_path):
@@ -28,31 +24,6 @@ def keyring(tmp_path):
     path.write_text(key)
     path.chmod(0o600)
     return str(path)
-
-
-def status(d):
-    return json.loads(read(d.path(".status.json")))
-
-
-def gossip_address(d):
-    return next(m["address"] for m in status(d)["members"] if m["self"])
-
-
-def memory_kb(pid):
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
-
-
-def metric(d, name):
-    for line in read(d.path(".metrics")).splitlines():
-        if line.startswith(name + " "):
-            return int(float(line.split()[1]))
-    return 0
 
 
 def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(make_daemon, servers, tmp_path):
@@ -77,8 +48,8 @@ def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(make_d
 
         # Every connection is judged: refused at a limit, or timed out.
         def judged():
-            return (metric(a, "regfs_net_streams_refused_total")
-                    + metric(a, "regfs_net_stream_timeouts_total") >= CONNECTIONS)
+            return (a.metric("regfs_net_streams_refused_total")
+                    + a.metric("regfs_net_stream_timeouts_total") >= CONNECTIONS)
         limit = before["VmHWM"] + LIMIT_KB if SANITIZED else LIMIT_KB
         wait_until(lambda: judged() or memory_kb(a.proc.pid)["VmHWM"] >= limit, 30)
         after = memory_kb(a.proc.pid)
@@ -86,7 +57,7 @@ def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(make_d
               f"when judged {after} (kB)")
         assert after["VmHWM"] < limit, after
         assert judged()
-        assert metric(a, "regfs_net_streams_open") <= 128
+        assert a.metric("regfs_net_streams_open") <= 128
 
         # Still serving: a read here, and a second daemon that joins and replicates.
         srv = servers()
@@ -95,7 +66,7 @@ def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(make_d
         b = make_daemon("--key-file", key, "--node-name", "n2", "--join", gossip_address(a))
         assert wait_until(lambda: os.path.exists(b.path("web")), 10)
         assert read(b.path("web")) == srv.endpoint + "\n"
-        assert wait_until(lambda: sum(m["state"] == "alive" for m in status(a)["members"]) == 2, 10)
+        assert wait_until(lambda: sum(m["state"] == "alive" for m in a.status()["members"]) == 2, 10)
     finally:
         for s in held:
             s.close()
