@@ -22,6 +22,11 @@ std::string text(const nlohmann::json& v) {
   return v.dump();
 }
 
+// A *_age_ms field as the tables show it: "120ms" (then `suffix`), or "-" when null.
+std::string age_ms(const nlohmann::json& v, const char* suffix = "") {
+  return v.is_number() ? std::to_string(v.get<long long>()) + "ms" + suffix : "-";
+}
+
 }  // namespace
 
 int cmd_status(const Context& ctx, const std::vector<std::string>& args) {
@@ -38,12 +43,11 @@ int cmd_status(const Context& ctx, const std::vector<std::string>& args) {
   const nlohmann::json services = doc.value("services", nlohmann::json::object());
   for (const auto& [name, instances] : services.items()) {
     for (const auto& inst : instances) {
-      const auto& age = inst.value("verdict_age_ms", nlohmann::json());
       rows.push_back({name, text(inst.value("endpoint", nlohmann::json())),
                       text(inst.value("owner", nlohmann::json())),
                       text(inst.value("check", nlohmann::json())),
                       text(inst.value("verdict", nlohmann::json())),
-                      age.is_number() ? std::to_string(age.get<long long>()) + "ms" : "-"});
+                      age_ms(inst.value("verdict_age_ms", nlohmann::json()))});
     }
   }
   std::cout << "node " << text(doc.value("node", nlohmann::json())) << ", "
@@ -57,13 +61,16 @@ int cmd_members(const Context& ctx, const std::vector<std::string>& args) {
   nlohmann::json doc;
   std::string raw;
   if (const int rc = load_status(ctx, doc, raw)) return rc;
-  std::vector<std::vector<std::string>> rows{{"NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION"}};
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION", "HEARD"}};
   const nlohmann::json members = doc.value("members", nlohmann::json::array());
   for (const auto& m : members) {
-    rows.push_back({text(m.value("name", nlohmann::json())) + (m.value("self", false) ? " (self)" : ""),
-                    text(m.value("address", nlohmann::json())), text(m.value("state", nlohmann::json())),
-                    text(m.value("incarnation", nlohmann::json())),
-                    text(m.value("generation", nlohmann::json()))});
+    rows.push_back(
+        {text(m.value("name", nlohmann::json())) + (m.value("self", false) ? " (self)" : ""),
+         text(m.value("address", nlohmann::json())), text(m.value("state", nlohmann::json())),
+         text(m.value("incarnation", nlohmann::json())),
+         text(m.value("generation", nlohmann::json())),
+         age_ms(m.value("last_heard_age_ms", nlohmann::json()), " ago")});
   }
   std::cout << format_table(rows);
   return kOk;
