@@ -1,6 +1,7 @@
 """A node's lives on real daemons: one restarted with its state directory lost and a
 clock behind its previous life still becomes a member at once, above that life, and
-records the generation it took in its state directory.
+records the generation it took in its state directory; and what `regfs members` shows
+of the others (gossip store only: etcd members are never heard from directly).
 """
 import os
 import shutil
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import gossip_address, read, wait_until, write
+from conftest import REGFS, gossip_address, read, wait_until, write
 
 
 def member(d, name):
@@ -138,3 +139,21 @@ def test_a_daemon_killed_while_an_invalidation_waits_exits_and_its_mount_is_take
         except OSError:
             return False
     assert wait_until(other_on_a, 15), a.read_log()
+
+
+def test_cli_members_shows_when_each_member_was_last_heard(make_daemon):
+    """`regfs members`' HEARD column is .status.json's last_heard_age_ms: `Nms ago` for a
+    peer this node hears from, `-` for itself."""
+    a = make_daemon()
+    make_daemon("--node-name", "n2", "--join", gossip_address(a))
+    assert wait_until(lambda: any(m["name"] == "n2" and m["last_heard_age_ms"] is not None
+                                  for m in a.status()["members"]), 10)
+    r = subprocess.run([REGFS, "--mount", a.mount, "members"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    header, *lines = r.stdout.splitlines()
+    assert header.split() == ["NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION", "HEARD"]
+    rows = {line.split()[0]: line for line in lines}
+    assert sorted(rows) == ["n1", "n2"], r.stdout
+    assert rows["n1"].split()[1] == "(self)" and rows["n1"].endswith("  -"), r.stdout
+    heard = rows["n2"].split()[-2:]
+    assert heard[1] == "ago" and heard[0].endswith("ms") and heard[0][:-2].isdigit(), r.stdout
