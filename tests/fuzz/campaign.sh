@@ -15,7 +15,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build-fuzz
 execs=${1:-10000000}
 shift || true
-all=$("$root/tests/fuzz/build.sh" "$build")
+mkdir -p "$build"
+# Campaigns of different targets may start at once: one build at a time.
+all=$(flock "$build/build.lock" "$root/tests/fuzz/build.sh" "$build")
 targets=${*:-$all}
 out=$build/campaign
 mkdir -p "$out"
@@ -41,11 +43,15 @@ decoder_files() {
 
 coverage() {  # NAME: line coverage of its decoder files by its working corpus
   local name=$1 cov=$root/build-fuzz-cov work=$out/$1
+  # Two campaigns (one target each) may reach this at once: one build at a time.
+  exec {lock}>"$out/coverage.lock"
+  flock "$lock"
   if [[ ! -f $cov/build.ninja ]]; then
     cmake -S "$root" -B "$cov" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
       -DCMAKE_CXX_FLAGS="-fprofile-instr-generate -fcoverage-mapping" >/dev/null
   fi
-  ninja -C "$cov" "fuzz_$name" >"$work/cov-build.log" 2>&1 || { echo "n/a (build failed)"; return; }
+  ninja -C "$cov" "fuzz_$name" >"$work/cov-build.log" 2>&1 || { exec {lock}>&-; echo "n/a (build failed)"; return; }
+  exec {lock}>&-
   rm -f "$work"/cov-*.profraw
   LLVM_PROFILE_FILE="$work/cov-%p.profraw" "$cov/tests/fuzz/fuzz_$name" "$work/corpus" \
     "$root/tests/fuzz/corpus/$name" >/dev/null 2>&1 || true
