@@ -26,7 +26,8 @@ def keyring(tmp_path):
     return str(path)
 
 
-def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(make_daemon, servers, tmp_path):
+def test_unauthenticated_connections_hold_no_memory_and_the_daemon_serves(memory_measured, make_daemon, servers,
+                                                                         tmp_path):
     key = keyring(tmp_path)
     a = make_daemon("--key-file", key)
     host, port = gossip_address(a).rsplit(":", 1)
