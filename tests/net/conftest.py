@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from harness import BUILD, REGFS, REGFSD, wait_until  # noqa: E402,F401
+from harness import BUILD, REGFS, REGFSD, stop_process, wait_until  # noqa: E402,F401
 
 BRIDGE = "br-regfs"
 SUBNET = "10.77.0"
@@ -85,17 +85,15 @@ class Host:
             f"{self.name} did not start"
         return self
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the daemon (SIGKILL after `timeout` s), unmounts, and returns its
+        exit code (None when it was not running)."""
+        code = None
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            code = stop_process(self.proc, sig, timeout)
             self.proc = None
         subprocess.run(["fusermount3", "-uz", self.mount], stderr=subprocess.DEVNULL)
+        return code
 
     def path(self, *parts):
         return self.root + os.path.join(self.mount, *parts)

@@ -375,18 +375,12 @@ class Soak:
         for h in self.hosts:
             if h.proc is None:
                 continue
-            if h.proc.poll() is None:
-                h.proc.send_signal(signal.SIGTERM)
-            try:
-                code = h.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                h.proc.kill()
-                code = f"still running 60 s after SIGTERM: killed ({h.proc.wait()})"
+            code = h.stop(signal.SIGTERM, timeout=60)
+            if code == -signal.SIGKILL:
+                code = f"still running 60 s after SIGTERM: killed ({code})"
             self.exit_codes[h.name] = code
             if code != 0:
                 self.errors.append(f"{h.name} exited with {code} on SIGTERM")
-            h.proc = None
-            h.stop()  # unmounts
         self.reports = sanitizer_reports(
             [os.path.join(h.dir, "regfsd.log") for h in self.hosts])
         for path, line in self.reports:
