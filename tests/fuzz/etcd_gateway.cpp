@@ -1,11 +1,14 @@
 // What the etcd store reads from etcd's JSON gateway (daemon/etcd/codec.hpp):
 // a watch stream cut into chunks anywhere, each line a watch message, and the
-// same bytes as a range, lease or write reply, applied to a KeySpace.
+// same bytes as a range, lease, write or authenticate reply, applied to a
+// KeySpace.
 //
 // Properties: lines never exceed the splitter's bound and rejoin to the
 // input's non-blank lines; base64 that decodes is canonical (encodes back to
-// the same text); every entry the KeySpace holds is exactly what
-// instance_key/instance_value write for it.
+// the same text); a token accepted from an authenticate reply can go into an
+// HTTP header as it is (1-4096 bytes of printable ASCII, no space); every
+// entry the KeySpace holds is exactly what instance_key/instance_value write
+// for it.
 #include <string>
 #include <vector>
 
@@ -34,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto r = parse_range(line); r.ok()) keys.reset(r->kvs);
     (void)parse_lease(line);
     (void)parse_header_revision(line);
+    if (auto token = parse_auth(line); token.ok()) {
+      FUZZ_CHECK(!token->empty() && token->size() <= 4096);
+      for (const char c : *token) FUZZ_CHECK(c > 0x20 && c < 0x7f);
+    }
     if (auto decoded = base64_decode(line)) FUZZ_CHECK(base64_encode(*decoded) == line);
   }
   if (ok) {
