@@ -411,7 +411,15 @@ const char* options_usage() {
   --http-token-file FILE     its bearer token; needed beyond loopback REGFS_HTTP_TOKEN_FILE
   --http-max-clients N       open HTTP connections (default 256)      REGFS_HTTP_MAX_CLIENTS
   --http-max-streams N       open /v1/events streams (default 128)    REGFS_HTTP_MAX_STREAMS
+  --version                  print the version and exit
+  -h, --help                 print this and exit
 )";
+}
+
+std::vector<std::pair<std::string, std::string>> option_names() {
+  std::vector<std::pair<std::string, std::string>> out = {{"-h", ""}, {"--help", ""}, {"--version", ""}};
+  for (const auto& [name, spec] : specs()) out.emplace_back(name, spec.env);
+  return out;
 }
 
 }  // namespace regfs

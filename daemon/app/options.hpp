@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.hpp"
@@ -80,5 +81,9 @@ Result<std::string> parse_http_address(std::string_view text);
 bool valid_store_prefix(std::string_view prefix);
 
 const char* options_usage();
+
+// Every option regfsd takes, with its environment variable where it has one
+// (empty for -h, --help and --version): what options_usage() must list.
+std::vector<std::pair<std::string, std::string>> option_names();
 
 }  // namespace regfs

@@ -27,6 +27,19 @@ TEST_CASE("defaults") {
   CHECK(o->busy_poll == microseconds(50));
 }
 
+TEST_CASE("the usage text lists every option and its environment variable") {
+  const std::string usage = options_usage();
+  for (const auto& [name, env] : option_names()) {
+    INFO(name);
+    // The name as a word of its own: "--http" must not pass on "--http-max-clients".
+    const auto at = usage.find("  " + name + " ");
+    const auto listed = at != std::string::npos || usage.find("  " + name + ", ") != std::string::npos ||
+                        usage.find(", " + name + " ") != std::string::npos;
+    CHECK(listed);
+    if (!env.empty()) CHECK(usage.find(" " + env + "\n") != std::string::npos);
+  }
+}
+
 TEST_CASE("busy poll: a duration up to 1ms, 0 turns it off") {
   CHECK(parse({"--busy-poll", "0"})->busy_poll == Duration::zero());
   CHECK(parse({}, {{"REGFS_BUSY_POLL", "200us"}})->busy_poll == microseconds(200));
