@@ -9,11 +9,14 @@
 # fails the campaign; the reproducer stays in build-fuzz/campaign/NAME/.
 # Results go to build-fuzz/campaign/summary.txt as well. The machine is
 # shared: run it niced (docs/FUZZING.md).
-#   tests/fuzz/campaign.sh [EXECS] [TARGET...]      (default: every target)
+# JOBS=N runs N processes per target (one per core to spare), sharing the
+# working corpus and splitting EXECS between them.
+#   [JOBS=N] tests/fuzz/campaign.sh [EXECS] [TARGET...]      (default: every target)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build-fuzz
 execs=${1:-10000000}
+jobs=${JOBS:-1}
 shift || true
 mkdir -p "$build"
 # Campaigns of different targets may start at once: one build at a time.
@@ -66,18 +69,29 @@ status=0
 for name in $targets; do
   work=$out/$name
   mkdir -p "$work/corpus"
-  log=$work/fuzz.log
   start=$(date +%s.%N)
+  # JOBS processes share the working corpus (each picks up what the others
+  # add; libFuzzer's -reload) and split the executions between them.
+  logs=() pids=()
+  for ((j = 1; j <= jobs; j++)); do
+    runs=$((execs / jobs + (j <= execs % jobs ? 1 : 0)))
+    if [[ $j -eq 1 ]]; then logs+=("$work/fuzz.log"); else logs+=("$work/fuzz-$j.log"); fi
+    "$build/tests/fuzz/fuzz_$name" -runs="$runs" -seed=$((${SEED:-1} + j - 1)) -timeout=10 \
+      -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$root/tests/fuzz/corpus/$name" \
+      >"${logs[-1]}" 2>&1 &
+    pids+=($!)
+  done
   rc=0
-  "$build/tests/fuzz/fuzz_$name" -runs="$execs" -seed="${SEED:-1}" -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$work/" "$work/corpus" "$root/tests/fuzz/corpus/$name" >"$log" 2>&1 || rc=$?
+  for pid in "${pids[@]}"; do
+    wait "$pid" || { r=$?; [[ $rc -ne 0 ]] || rc=$r; }
+  done
   end=$(date +%s.%N)
-  done_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  done_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "${logs[@]}" | awk '{n += $1} END {print n}')
   rate=$(awk -v n="${done_execs:-0}" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
-  covft=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
-  if [[ $rc -ne 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
+  covft=$(grep -ho 'cov: [0-9]* ft: [0-9]*' "${logs[@]}" | sort -k2,2n -k4,4n | tail -1)
+  if [[ $rc -ne 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "${logs[@]}"; then
     found=$(ls "$work"/{crash,leak,oom,timeout}-* 2>/dev/null | tr '\n' ' ' || true)
-    line="$name: FAILED after ${done_execs:-?} execs (rc $rc); reproducer: $found log: $log"
+    line="$name: FAILED after ${done_execs:-?} execs (rc $rc); reproducer: $found log: ${logs[*]}"
     status=1
   else
     lines=n/a
