@@ -49,20 +49,29 @@ bool has_live_thread(pid_t pid) {
   return live;
 }
 
-void end_connection(unsigned connection) {
+// The connection's abort file, opened while the connection is the daemon's.
+// The open file names that connection for good: once it is gone, fusectl
+// detaches the file from it and a write ends nothing, even when a successor's
+// mount has been given the same number since. -1 with errno set if it cannot.
+int open_abort(unsigned connection) {
   const std::string abort = std::string(kFusectl) + "/" + std::to_string(connection) + "/abort";
   if (access(abort.c_str(), W_OK) != 0) {
     mount("fusectl", kFusectl, "fusectl", 0, nullptr);  // not mounted yet, usually
   }
-  const int fd = open(abort.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, "1", 1) != 1) {
-    say("the daemon was killed and cannot finish; ending FUSE connection " +
-        std::to_string(connection) + " failed: " + std::strerror(errno));
+  return open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+}
+
+void end_connection(unsigned connection, int abort_fd, int open_error) {
+  const std::string name = "FUSE connection " + std::to_string(connection);
+  if (abort_fd < 0) {
+    say("the daemon was killed and cannot finish; ending " + name +
+        " failed: " + std::strerror(open_error));
+  } else if (write(abort_fd, "1", 1) != 1) {
+    say("the daemon was killed and cannot finish; ending " + name +
+        " failed: " + std::strerror(errno));
   } else {
-    say("the daemon was killed while a thread waited in the kernel: ended FUSE connection " +
-        std::to_string(connection));
+    say("the daemon was killed while a thread waited in the kernel: ended " + name);
   }
-  if (fd >= 0) close(fd);
 }
 
 [[noreturn]] void run_child(pid_t daemon, int pipe_in) {
@@ -79,6 +88,8 @@ void end_connection(unsigned connection) {
   if (getppid() != daemon) _exit(0);  // gone before we were told to watch it
   const int sig = signalfd(-1, &mask, SFD_CLOEXEC);
   unsigned connection = 0;
+  int abort_fd = -1;
+  int open_error = 0;
   pollfd fds[2] = {{pipe_in, POLLIN, 0}, {sig, POLLIN, 0}};
   while (true) {
     if (poll(fds, sig >= 0 ? 2 : 1, -1) < 0) {
@@ -89,7 +100,10 @@ void end_connection(unsigned connection) {
       unsigned next = 0;
       const ssize_t n = read(pipe_in, &next, sizeof next);
       if (n == static_cast<ssize_t>(sizeof next)) {
+        if (abort_fd >= 0) close(abort_fd);
         connection = next;
+        abort_fd = open_abort(connection);
+        open_error = abort_fd < 0 ? errno : 0;
         continue;
       }
       if (n == 0 || (n < 0 && errno != EINTR)) _exit(0);  // the daemon is gone, all of it
@@ -101,7 +115,7 @@ void end_connection(unsigned connection) {
   for (int i = 0; i < 20 && has_live_thread(daemon); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (connection != 0 && has_live_thread(daemon)) end_connection(connection);
+  if (connection != 0 && has_live_thread(daemon)) end_connection(connection, abort_fd, open_error);
   _exit(0);
 }
 

@@ -8,14 +8,16 @@
 // the kernel stays: it holds the FUSE device, so the connection is never
 // ended, the request is never answered, and process and mount hang for good.
 //
-// The sentinel is told the connection once mounted. When the daemon's main
-// thread dies (PR_SET_PDEATHSIG) and some thread of the daemon is still alive
-// a moment later, it ends the connection through fusectl
-// (/sys/fs/fuse/connections/N/abort): the request fails, the lock is released
-// and the daemon finishes dying. A connection number is only reused once its
-// connection is gone, which a live thread of the daemon prevents, so the
-// sentinel never ends a successor's mount. It exits when the daemon closes
-// its end of the pipe (a clean exit) or after acting.
+// The sentinel is told the connection once mounted, and opens its fusectl
+// abort file (/sys/fs/fuse/connections/N/abort) then, while the connection is
+// surely the daemon's. When the daemon's main thread dies (PR_SET_PDEATHSIG)
+// and some thread of the daemon is still alive a moment later, it writes to
+// that file: the request fails, the lock is released and the daemon finishes
+// dying. The number alone would not do: a successor that aborts and detaches
+// the dead mount first frees the number with it, and its own mount may be
+// given the same one. The open file stays bound to the connection it was
+// opened for, so the sentinel never ends a successor's mount. It exits when
+// the daemon closes its end of the pipe (a clean exit) or after acting.
 #pragma once
 
 #include <optional>

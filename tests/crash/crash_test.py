@@ -204,7 +204,7 @@ class Daemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise Violation(f"regfsd exited {self.proc.returncode} at start: {self.tail()}")
+                raise Violation(f"regfsd exited {self.proc.returncode} at start (its log is above)")
             try:
                 r = subprocess.run(["cat", os.path.join(self.mount, ".metrics")],
                                    capture_output=True, text=True,
@@ -214,7 +214,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 pass
             time.sleep(0.005)
-        raise Violation(f"regfsd not ready after {timeout} s: {self.tail()}")
+        raise Violation(f"regfsd not ready after {timeout} s (its log is above)")
 
     def kill(self):
         """SIGKILL; returns the process, to be reaped once a successor has
@@ -421,8 +421,9 @@ def main():
                 print(f"  {cycle + 1} kills, {time.monotonic() - started:.0f} s, {stats}", flush=True)
         ok = True
     except Violation as e:
-        print(f"FAIL (seed {seed}): {e}", flush=True)
+        # The log first: a caller that keeps only the end of the output keeps the reason.
         print(daemon.tail(), flush=True)
+        print(f"FAIL (seed {seed}): {e}", flush=True)
     finally:
         daemon.cleanup()
         if ok:
