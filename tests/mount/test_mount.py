@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import closed_port, is_mounted, read, wait_until, write
+from conftest import REGFS, closed_port, is_mounted, read, wait_until, write
 
 
 def err(fn, *args):
@@ -585,7 +585,6 @@ def test_status_and_metrics(daemon, servers):
 # ---- the command line ----------------------------------------------------------
 
 def regfs(d, *args, timeout=20):
-    from conftest import REGFS
     return subprocess.run([REGFS, "--mount", d.mount, *args], capture_output=True, text=True,
                           timeout=timeout)
 
