@@ -20,12 +20,15 @@ namespaces) and namespaces (rs1..rs5), so it runs beside the test suites;
 - Writers each own services pinned to one node and replace, append, remove
   an endpoint (`-ENDPOINT`) or unlink them; every acknowledged change is the
   expected state, a change whose write failed (its node was killed) makes the
-  service's state unknown until the next acknowledged replace.
+  service's state unknown until the next acknowledged replace. One write in
+  ten is bad input (a valid line, then a malformed one), which must fail
+  with EINVAL and change nothing; and one more client retries a bad line on
+  a service of node 1 (`retried`) 20-100 times a second, which readers read
+  too.
 - Every --churn seconds one of nodes 3-5 (in turn) is killed with SIGKILL and
   started again on its state directory; nodes 1 and 2 live through the run,
-  and their resident memory and open descriptors are sampled every 10 s and
-  judged after --warmup minutes (the mount's inodes, regfs_inodes, are
-  sampled with them and reported).
+  and their resident memory, open descriptors and the mount's inodes
+  (regfs_inodes) are sampled every 10 s and judged after --warmup minutes.
 - Every node drops --loss percent of what arrives from the test network.
 
 At the end the loss is healed and every node must list exactly the expected
@@ -70,6 +73,9 @@ LANES = [("br-regfs-soak", "10.78.0", "rs"), ("br-regfs-soak1", "10.80.0", "rt")
 BRIDGE, SUBNET, PREFIX = LANES[0]
 CHECKED = [f"checked-{i}" for i in range(8)]
 PLAIN = [f"plain-{i}" for i in range(8)]
+# Registered once on node 1; then only a misconfigured client's retries of a
+# bad line are written to it, each refused (the soak's bad_client).
+RETRIED = "retried"
 ALWAYS = {errno.ENOENT, errno.EHOSTDOWN}
 RESTARTING = ALWAYS | {errno.ENOTCONN, errno.ECONNABORTED}
 # The first line of every ASan, LeakSanitizer, UBSan and TSan report.
@@ -168,7 +174,7 @@ class Soak:
         self.reads = 0
         self.read_errnos = {}
         self.errors = []  # anything not allowed, with context
-        self.writes = {"acknowledged": 0, "failed": 0}
+        self.writes = {"acknowledged": 0, "failed": 0, "refused": 0}
         self.expected = {}  # service -> set of endpoints (acknowledged), or None: unknown
         self.owner = {}     # service -> Host its writer writes on
         self.samples = {}   # node -> [(t, rss_kb, fds, mount inodes)]
@@ -202,6 +208,10 @@ class Soak:
         for i, svc in enumerate(CHECKED):
             for h in self.hosts:
                 h.write(svc, f"{SUBNET}.1:{self.listener.port}\n")
+        first = self.hosts[0]
+        self.owner[RETRIED] = first
+        self.expected[RETRIED] = {f"{first.ip}:{port}" for port in (1, 2)}
+        first.write(RETRIED, "".join(f"{e} check=none\n" for e in sorted(self.expected[RETRIED])))
         for h in self.hosts:
             h.lossy(self.args.loss)
 
@@ -211,7 +221,8 @@ class Soak:
 
     # --- load -------------------------------------------------------------
     def reader(self, rng):
-        services = CHECKED + PLAIN + [f"w{w}-{k}" for w in range(self.args.writers) for k in range(2)]
+        services = CHECKED + PLAIN + [RETRIED] + [
+            f"w{w}-{k}" for w in range(self.args.writers) for k in range(2)]
         while not self.stop.is_set():
             h = rng.choice(self.hosts)
             svc = rng.choice(services)
@@ -237,6 +248,18 @@ class Soak:
             self.owner[svc] = self.hosts[(w + i) % NODES]
             self.expected[svc] = set()
         port = 20000 + w * 1000
+
+        def fresh(h, have):
+            """This writer's next endpoint on `h`: ports wrap within 1024-65535 (a
+            30-minute soak writes more than 45,000 of them) and skip what the
+            service holds."""
+            nonlocal port
+            while True:
+                port = 1024 + (port - 1024 + 1) % (65536 - 1024)
+                endpoint = f"{h.ip}:{port}"
+                if not have or endpoint not in have:
+                    return endpoint
+
         while not self.stop.is_set():
             svc = rng.choice(mine)
             h = self.owner[svc]
@@ -244,22 +267,38 @@ class Soak:
                 self.stop.wait(0.05)
                 continue
             have = self.expected[svc]
-            op = rng.choice(("replace", "append", "remove", "unlink")) if have else "replace"
-            port += 1
-            new = f"{h.ip}:{port}"
+            if rng.random() < 0.1:
+                op = "refuse"  # bad input: refused, and must change nothing
+            else:
+                op = rng.choice(("replace", "append", "remove", "unlink")) if have else "replace"
             try:
                 if op == "replace":
-                    eps = {f"{h.ip}:{port + i}" for i in range(rng.randint(1, 3))}
-                    port += 3
+                    eps = {fresh(h, have) for _ in range(rng.randint(1, 3))}
                     h.write(svc, "".join(f"{e} check=none\n" for e in sorted(eps)))
                     after = eps
                 elif op == "append":
+                    new = fresh(h, have)
                     h.write(svc, f"{new} check=none\n", append=True)
                     after = have | {new} if have is not None else None
                 elif op == "remove":
                     gone = rng.choice(sorted(have))
                     h.write(svc, f"-{gone}\n", append=True)
                     after = have - {gone}
+                elif op == "refuse":
+                    try:
+                        h.write(svc, f"{fresh(h, have)} check=none\nnot-an-endpoint\n",
+                                append=rng.random() < 0.5)
+                    except OSError as e:
+                        if e.errno != errno.EINVAL:
+                            raise
+                        with self.lock:
+                            self.writes["refused"] += 1
+                    else:
+                        with self.lock:
+                            self.errors.append(f"refuse {svc} on {h.name}: a malformed line was accepted")
+                            self.expected[svc] = None
+                    self.stop.wait(rng.uniform(0.01, 0.1))
+                    continue
                 else:
                     os.unlink(h.path(svc))
                     after = set()
@@ -275,6 +314,24 @@ class Soak:
                     # In flight when the node was killed: either outcome may stand.
                     self.expected[svc] = None
             self.stop.wait(rng.uniform(0.01, 0.1))
+
+    def bad_client(self, rng):
+        """Retries a bad line on RETRIED without end, as a misconfigured client
+        would: every write must fail with EINVAL and change nothing (node 1,
+        where it writes, is never killed), and must cost the node nothing it
+        keeps (judge_steady)."""
+        h = self.owner[RETRIED]
+        while not self.stop.wait(rng.uniform(0.01, 0.05)):
+            try:
+                h.write(RETRIED, "not-an-endpoint\n", append=rng.random() < 0.5)
+                problem = "a malformed line was accepted"
+            except OSError as e:
+                problem = None if e.errno == errno.EINVAL else f"errno {e.errno}"
+            with self.lock:
+                if problem is None:
+                    self.writes["refused"] += 1
+                elif len(self.errors) < 100:
+                    self.errors.append(f"bad input to {RETRIED} on {h.name}: {problem}")
 
     def sampler(self):
         start = time.monotonic()
@@ -313,7 +370,8 @@ class Soak:
                    for _ in range(self.args.readers)]
         threads += [threading.Thread(target=self.writer, args=(w, random.Random(self.rng.random())))
                     for w in range(self.args.writers)]
-        threads += [threading.Thread(target=self.sampler), threading.Thread(target=self.churn)]
+        threads += [threading.Thread(target=self.bad_client, args=(random.Random(self.rng.random()),)),
+                    threading.Thread(target=self.sampler), threading.Thread(target=self.churn)]
         for t in threads:
             t.start()
         self.stop.wait(self.args.minutes * 60)
@@ -350,21 +408,27 @@ class Soak:
         for name, series in self.samples.items():
             # After warm-up (--warmup: longer than the 5 min removals are
             # remembered, after which they stop accumulating): the last samples
-            # against the first, memory within 10 % or 2 MB, descriptors within 8.
+            # against the first, memory within 10 % or 2 MB, descriptors within 8,
+            # the mount's inodes within twice or 200 more (they go up and down
+            # with what readers hold; an inode kept per change or per refused
+            # write adds hundreds a minute).
             warm = [x for x in series if x[0] >= self.args.warmup * 60]
             if len(warm) < 4:
                 continue
             head, tail = warm[:2], warm[-2:]
             rss0, rss1 = max(s[1] for s in head), max(s[1] for s in tail)
             fd0, fd1 = max(s[2] for s in head), max(s[2] for s in tail)
-            flat = rss1 <= max(rss0 * 1.10, rss0 + 2048) and fd1 <= fd0 + 8
+            ino0 = max((s[3] for s in head if s[3] is not None), default=0)
+            ino1 = max((s[3] for s in tail if s[3] is not None), default=0)
+            flat = (rss1 <= max(rss0 * 1.10, rss0 + 2048) and fd1 <= fd0 + 8 and
+                    ino1 <= max(2 * ino0, ino0 + 200))
             verdict[name] = {"rss_kb": [rss0, rss1], "fds": [fd0, fd1], "flat": flat,
-                             "inodes": [head[0][3], tail[-1][3]],
+                             "inodes": [ino0, ino1],
                              "peak_rss_kb": max(s[1] for s in series),
                              "per_minute": [x for x in series if x[0] % 60 < 10]}
             if not flat:
                 self.errors.append(f"{name} grew after warm-up: rss {rss0}->{rss1} kB, "
-                                   f"fds {fd0}->{fd1}")
+                                   f"fds {fd0}->{fd1}, inodes {ino0}->{ino1}")
         return verdict
 
     def cleanup(self):
