@@ -315,10 +315,18 @@ void Filesystem::service_changed(const std::string& service) {
     notifier_->inval_entry(dir, service);
     ++invalidations_;
   }
-  for (fuse_ino_t ino : answers) {
-    notifier_->inval_entry(kAnswersIno, std::to_string(ino));
-    ++invalidations_;
-  }
+  for (fuse_ino_t ino : answers) invalidate_answer_name(ino);
+}
+
+void Filesystem::retire(Inode& node) {
+  ++node.serial;
+  inodes_.retire(node);
+  if (answer_names_.erase(node.ino) != 0 && notifier_ != nullptr) invalidate_answer_name(node.ino);
+}
+
+void Filesystem::invalidate_answer_name(fuse_ino_t ino) {
+  notifier_->inval_entry(kAnswersIno, std::to_string(ino));
+  ++invalidations_;
 }
 
 std::string Filesystem::metrics_text() const {

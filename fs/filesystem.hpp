@@ -163,6 +163,15 @@ class Filesystem final : public ChangeSink {
   };
 
   struct stat attributes(const Inode& node) const;
+  // A truncation, a time update or a write through `node`, accepted or not:
+  // the kernel changed its copy of the inode's pages, so the inode gets a new
+  // mtime (the kernel drops them), no later answer leads to it, and its
+  // .answers/ name is dropped at once. Such a call may change nothing, so no
+  // change would drop that name; each one through a rotating name would
+  // leave the kernel holding one more name and this daemon one more inode.
+  void retire(Inode& node);
+  // Drops the kernel's .answers/<ino> name (already out of answer_names_).
+  void invalidate_answer_name(fuse_ino_t ino);
   // Replies with `node` as the entry of a name in directory `parent`, and
   // remembers the name if the kernel may keep it (entry_timeout > 0).
   void reply_entry(fuse_req_t req, Inode& node, double entry_timeout, fuse_ino_t parent);

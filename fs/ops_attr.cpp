@@ -30,9 +30,8 @@ void Filesystem::setattr(fuse_req_t req, fuse_ino_t ino, int to_set) {
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
   // Truncation (O_TRUNC, `: >`) and time updates (touch) change nothing: a
   // write replaces, rm removes. The kernel has truncated its copy of the
-  // pages; a new mtime makes it drop them when it next looks.
-  ++node->serial;
-  inodes_.retire(*node);
+  // pages.
+  retire(*node);
   struct stat st = attributes(*node);
   if ((to_set & FUSE_SET_ATTR_SIZE) != 0) st.st_size = 0;
   fuse_reply_attr(req, &st, 0.0);

@@ -33,17 +33,8 @@ void Filesystem::write(fuse_req_t req, fuse_ino_t ino, const char* buf, std::siz
     return (void)fuse_reply_err(req, EPERM);
   }
   if (!backend_.may_write(caller(req))) return (void)fuse_reply_err(req, EACCES);
-  // The kernel copied the written bytes into its pages of this inode: a new
-  // mtime makes it drop them, and no later answer leads here. Nor does its
-  // .answers/ name: a refused write changes nothing, so no change would drop
-  // it, and each refused write through a rotating name would leave the
-  // kernel holding one more name and this daemon one more inode.
-  ++node->serial;
-  inodes_.retire(*node);
-  if (answer_names_.erase(node->ino) != 0 && notifier_ != nullptr) {
-    notifier_->inval_entry(kAnswersIno, std::to_string(node->ino));
-    ++invalidations_;
-  }
+  // The kernel copied the written bytes into its pages of this inode.
+  retire(*node);
   if (size > options_.limits.max_write) return (void)fuse_reply_err(req, EFBIG);
   // `>` writes at offset 0 and replaces; `>>` and later writes of the same
   // handle add (docs/INTERFACES.md).

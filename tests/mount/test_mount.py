@@ -119,21 +119,25 @@ def test_superseded_answers_are_forgotten_so_inodes_stay_bounded(daemon):
     assert read(web) in {f"127.0.0.1:{20000 + 2 * changes - 2 + k}\n" for k in (0, 1)}
 
 
-def test_refused_writes_leave_no_inodes_behind(daemon):
-    # A write, refused or not, retires the inode it was made through (the
-    # kernel may hold the written bytes in that inode's pages), so the next
-    # read of a rotating service gets a fresh answer inode. A refused write
-    # changes nothing, so no change drops the retired one's .answers/ name:
-    # unless the write drops it, a client retrying a bad line grows the daemon
-    # by an inode each time.
+def test_writes_truncations_and_touches_that_change_nothing_leave_no_inodes_behind(daemon):
+    # A write (refused or not), a truncation or a time update retires the
+    # inode it was made through (the kernel changed that inode's pages), so the
+    # next read of a rotating service gets a fresh answer inode. These change
+    # nothing, so no change drops the retired one's .answers/ name: unless
+    # retiring drops it, a client retrying a bad line (or touching the file)
+    # grows the daemon by an inode each time.
     web = daemon.path("web")
     write(web, "127.0.0.1:20000 check=none\n127.0.0.1:20001 check=none\n")
     answers = {"127.0.0.1:20000\n", "127.0.0.1:20001\n"}
     assert read(web) in answers
     base = daemon.metric("regfs_inodes")
-    refused = 300
-    for i in range(refused):
-        assert err(write, web, f"127.0.0.1:{70000 + i} check=none\n", i % 2 == 1) == errno.EINVAL
+    for i in range(300):
+        if i % 3 == 2:
+            os.utime(web)
+        elif i % 6 == 1:
+            os.truncate(web, 0)
+        else:
+            assert err(write, web, f"127.0.0.1:{70000 + i} check=none\n", i % 2 == 1) == errno.EINVAL
         assert read(web) in answers
     # A name a readlink handed out stays findable for a moment (InodeTable::kHold).
     assert wait_until(lambda: daemon.metric("regfs_inodes") <= base + 20, 15), \
