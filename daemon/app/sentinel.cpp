@@ -62,13 +62,12 @@ int open_abort(unsigned connection) {
 }
 
 void end_connection(unsigned connection, int abort_fd, int open_error) {
+  int err = open_error;
+  if (abort_fd >= 0) err = write(abort_fd, "1", 1) == 1 ? 0 : errno;
   const std::string name = "FUSE connection " + std::to_string(connection);
-  if (abort_fd < 0) {
+  if (err != 0) {
     say("the daemon was killed and cannot finish; ending " + name +
-        " failed: " + std::strerror(open_error));
-  } else if (write(abort_fd, "1", 1) != 1) {
-    say("the daemon was killed and cannot finish; ending " + name +
-        " failed: " + std::strerror(errno));
+        " failed: " + std::strerror(err));
   } else {
     say("the daemon was killed while a thread waited in the kernel: ended " + name);
   }

@@ -89,13 +89,14 @@ for name in $targets; do
   done_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "${logs[@]}" | awk '{n += $1} END {print n}')
   rate=$(awk -v n="${done_execs:-0}" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
   covft=$(grep -ho 'cov: [0-9]* ft: [0-9]*' "${logs[@]}" | sort -k2,2n -k4,4n | tail -1)
-  if ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "${logs[@]}" &&
-    grep -q 'libFuzzer: run interrupted' "${logs[@]}"; then
+  reported=0
+  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "${logs[@]}"; then reported=1; fi
+  if [[ $reported -eq 0 ]] && grep -q 'libFuzzer: run interrupted' "${logs[@]}"; then
     # SIGINT or SIGTERM (libFuzzer exits 72): what ran found nothing, but the
     # campaign did not run its executions, so it is not a pass either.
     line="$name: interrupted after ${done_execs:-?} execs, no finding; coverage not measured; log: ${logs[*]}"
     status=1
-  elif [[ $rc -ne 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "${logs[@]}"; then
+  elif [[ $rc -ne 0 || $reported -eq 1 ]]; then
     found=$(ls "$work"/{crash,leak,oom,timeout}-* 2>/dev/null | tr '\n' ' ' || true)
     line="$name: FAILED after ${done_execs:-?} execs (rc $rc); reproducer: $found log: ${logs[*]}"
     status=1
